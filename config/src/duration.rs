@@ -10,6 +10,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 pub struct DurationStr(pub Duration);
 
 impl DurationStr {
+    /// The duration.
     pub fn get(self) -> Duration {
         self.0
     }
@@ -46,9 +47,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
         "d" => n.checked_mul(86_400_000),
-        other => return Err(format!("unknown duration unit `{other}` in `{text}` (use ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{text}` (use ms, s, m, h or d)"
+            ))
+        }
     };
-    ms.map(Duration::from_millis).ok_or_else(|| format!("duration `{text}` is too large"))
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("duration `{text}` is too large"))
 }
 
 impl<'de> Deserialize<'de> for DurationStr {
@@ -65,7 +71,9 @@ impl<'de> Deserialize<'de> for DurationStr {
                     .ok_or_else(|| E::custom("duration is too large"))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationStr, E> {
-                u64::try_from(v).map_err(|_| E::custom("a duration cannot be negative")).and_then(|v| self.visit_u64(v))
+                u64::try_from(v)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+                    .and_then(|v| self.visit_u64(v))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationStr, E> {
                 parse_duration(v).map(DurationStr).map_err(E::custom)

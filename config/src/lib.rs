@@ -2,12 +2,21 @@
 //! and instance type. No I/O runtime: the proxy calls [`load_file`] or [`load_str`] and gets
 //! either a checked [`Config`] or every error at once, each with its line and key path.
 
+#![warn(missing_docs)]
+
 pub mod duration;
+mod env;
+mod load;
+pub mod locate;
 pub mod model;
 pub mod plugins;
+pub mod quota;
+mod validate;
 
 pub use duration::DurationStr;
+pub use load::{load_file, load_str, load_str_with_env, validate_config};
 pub use model::*;
+pub use quota::{Quota, QuotaLimits, Quotas, Size};
 
 use std::fmt;
 
@@ -16,16 +25,22 @@ use std::fmt;
 pub struct Issue {
     /// 1-based line in the file, where known.
     pub line: Option<usize>,
-    /// Key path, e.g. `routes[2].match.path_regex`.
+    /// Key path, e.g. `routes[2].match.path_regex`; empty for the file as a whole (e.g. it
+    /// cannot be read).
     pub path: String,
+    /// What is wrong, and where it helps, what to write instead. Never contains a secret.
     pub message: String,
 }
 
 /// Every problem found; a config is either wholly valid or refused.
+///
+/// Displayed one issue per line as `SOURCE:LINE: PATH: MESSAGE` (the line and path are left out
+/// when unknown or empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The file name or `<embedded default>`.
     pub source_name: String,
+    /// At least one issue, in file order (issues without a line last).
     pub issues: Vec<Issue>,
 }
 
@@ -35,10 +50,14 @@ impl fmt::Display for ConfigError {
             if i > 0 {
                 writeln!(f)?;
             }
-            match issue.line {
-                Some(line) => write!(f, "{}:{}: {}: {}", self.source_name, line, issue.path, issue.message)?,
-                None => write!(f, "{}: {}: {}", self.source_name, issue.path, issue.message)?,
+            write!(f, "{}", self.source_name)?;
+            if let Some(line) = issue.line {
+                write!(f, ":{line}")?;
             }
+            if !issue.path.is_empty() {
+                write!(f, ": {}", issue.path)?;
+            }
+            write!(f, ": {}", issue.message)?;
         }
         Ok(())
     }
@@ -46,11 +65,30 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Parses and validates config text.
-pub fn load_str(text: &str, source_name: &str) -> Result<Config, ConfigError> {
-    let de = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| ConfigError {
-        source_name: source_name.into(),
-        issues: vec![Issue { line: None, path: e.path().to_string(), message: e.inner().to_string() }],
-    })
+/// The configuration `aigw` runs with when no `-c FILE` is given: one listener on
+/// 127.0.0.1:8080, the admin listener on 127.0.0.1:9901, one worker per core, no routes (every
+/// request gets a JSON 404 until routes are configured). Load it with
+/// `load_str(DEFAULT_CONFIG, DEFAULT_SOURCE_NAME)`; it always validates.
+pub const DEFAULT_CONFIG: &str = "\
+# aigw built-in default configuration (used when no -c FILE is given).
+instance:
+  workers: auto
+admin:
+  address: 127.0.0.1:9901
+listeners:
+  - name: main
+    address: 127.0.0.1:8080
+";
+
+/// The `source_name` to use when loading [`DEFAULT_CONFIG`].
+pub const DEFAULT_SOURCE_NAME: &str = "<embedded default>";
+
+impl Config {
+    /// The effective configuration as JSON, for `GET /config` and logs: defaults filled in,
+    /// values normalized, each plugin's checked typed `config` (not the raw map), and every
+    /// [`Secret`] (API keys, passwords) shown as `<redacted>`.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        // Serializing these types cannot fail: every map key is a string.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
 }

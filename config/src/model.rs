@@ -17,14 +17,23 @@ use crate::duration::DurationStr;
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Edition, instance type, workers, shutdown grace and quota overrides.
     pub instance: Instance,
+    /// The admin listener.
     pub admin: Admin,
+    /// Client-facing listeners; none is allowed (admin only).
     pub listeners: Vec<Listener>,
+    /// Named host sets that routes and plugin scopes refer to.
     pub domains: Vec<Domain>,
+    /// Upstreams that routes send requests to.
     pub services: Vec<Service>,
+    /// Request matching, in the proxy's precedence order (not file order).
     pub routes: Vec<Route>,
+    /// Callers and their credentials, used by the auth plugins.
     pub consumers: Vec<Consumer>,
+    /// Plugin instances and where they apply.
     pub plugins: Vec<PluginSpec>,
+    /// Access log; `None` writes none.
     pub access_log: Option<AccessLog>,
 }
 
@@ -32,6 +41,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Instance {
+    /// `dedicated` (default) or `serverless`: selects the quota table and which plugins exist.
     pub edition: Edition,
     /// `aigw.small.x1` .. `aigw.large.x4`: sets quotas and the client connection cap.
     #[serde(rename = "type")]
@@ -56,11 +66,14 @@ impl Default for Instance {
     }
 }
 
+/// The product edition the gateway behaves as (`instance.edition`).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Edition {
+    /// `dedicated`: quotas by instance size; custom plugins are planned for it.
     #[default]
     Dedicated,
+    /// `serverless`: one quota column, system plugins only.
     Serverless,
 }
 
@@ -68,24 +81,34 @@ pub enum Edition {
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
 pub enum InstanceType {
     #[default]
+    /// `aigw.small.x1`.
     #[serde(rename = "aigw.small.x1")]
     SmallX1,
+    /// `aigw.small.x2`.
     #[serde(rename = "aigw.small.x2")]
     SmallX2,
+    /// `aigw.small.x4`.
     #[serde(rename = "aigw.small.x4")]
     SmallX4,
+    /// `aigw.medium.x1`.
     #[serde(rename = "aigw.medium.x1")]
     MediumX1,
+    /// `aigw.medium.x2`.
     #[serde(rename = "aigw.medium.x2")]
     MediumX2,
+    /// `aigw.medium.x3`.
     #[serde(rename = "aigw.medium.x3")]
     MediumX3,
+    /// `aigw.large.x1`.
     #[serde(rename = "aigw.large.x1")]
     LargeX1,
+    /// `aigw.large.x2`.
     #[serde(rename = "aigw.large.x2")]
     LargeX2,
+    /// `aigw.large.x3`.
     #[serde(rename = "aigw.large.x3")]
     LargeX3,
+    /// `aigw.large.x4`.
     #[serde(rename = "aigw.large.x4")]
     LargeX4,
 }
@@ -93,8 +116,10 @@ pub enum InstanceType {
 /// `workers: auto | N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Workers {
+    /// One worker per available core.
     #[default]
     Auto,
+    /// Exactly this many workers, 1..=1024 (checked when parsing).
     Count(usize),
 }
 
@@ -102,14 +127,23 @@ pub enum Workers {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuotaOverrides {
+    /// Model APIs per instance.
     pub model_apis: Option<usize>,
+    /// Routes per instance.
     pub routes: Option<usize>,
+    /// MCP servers per instance.
     pub mcp_servers: Option<usize>,
+    /// Tools per MCP server.
     pub tools_per_mcp_server: Option<usize>,
+    /// Agent APIs per instance.
     pub agent_apis: Option<usize>,
+    /// Consumers.
     pub consumers: Option<usize>,
+    /// Domains.
     pub domains: Option<usize>,
+    /// Services.
     pub services: Option<usize>,
+    /// Distinct plugins installed (dedicated edition only).
     pub plugins: Option<usize>,
 }
 
@@ -117,12 +151,16 @@ pub struct QuotaOverrides {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {
+    /// `ip:port` of the admin listener; default `127.0.0.1:9901`. Must not clash with a
+    /// listener.
     pub address: String,
 }
 
 impl Default for Admin {
     fn default() -> Self {
-        Admin { address: "127.0.0.1:9901".into() }
+        Admin {
+            address: "127.0.0.1:9901".into(),
+        }
     }
 }
 
@@ -130,11 +168,14 @@ impl Default for Admin {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
+    /// Unique among listeners; `[A-Za-z0-9._-]+`.
     pub name: String,
     /// `ip:port`; port 0 picks a free port (reported in the log and on /config).
     pub address: String,
+    /// Client-side timeouts.
     #[serde(default)]
     pub timeouts: ListenerTimeouts,
+    /// Request size limits.
     #[serde(default)]
     pub limits: ListenerLimits,
 }
@@ -167,6 +208,7 @@ impl Default for ListenerTimeouts {
 pub struct ListenerLimits {
     /// Request line plus header section, in bytes: over it -> 431 (URI alone over max_uri_bytes -> 414).
     pub max_header_bytes: usize,
+    /// Request target (path and query), in bytes: over it -> 414.
     pub max_uri_bytes: usize,
     /// Default request body limit for routes that set none: over it -> 413.
     pub max_body_bytes: u64,
@@ -174,7 +216,11 @@ pub struct ListenerLimits {
 
 impl Default for ListenerLimits {
     fn default() -> Self {
-        ListenerLimits { max_header_bytes: 64 * 1024, max_uri_bytes: 8 * 1024, max_body_bytes: 1 << 30 }
+        ListenerLimits {
+            max_header_bytes: 64 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_body_bytes: 1 << 30,
+        }
     }
 }
 
@@ -182,6 +228,7 @@ impl Default for ListenerLimits {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Domain {
+    /// Unique among domains; `[A-Za-z0-9._-]+`.
     pub name: String,
     /// Exact (`api.example.com`) or wildcard (`*.example.com`, matching one or more labels).
     pub hosts: Vec<String>,
@@ -191,20 +238,26 @@ pub struct Domain {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
+    /// Unique among services; `[A-Za-z0-9._-]+`.
     pub name: String,
     /// `host:port` strings, or `{ address, weight }` maps.
     pub endpoints: Vec<Endpoint>,
+    /// How an endpoint is chosen for each request.
     #[serde(default)]
     pub balance: Balance,
     /// How often DNS names in endpoints are re-resolved.
     #[serde(default = "default_resolve_interval")]
     pub resolve_interval: DurationStr,
+    /// Upstream-side timeouts.
     #[serde(default)]
     pub timeouts: ServiceTimeouts,
+    /// Keep-alive pool sizes.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// Active health checks; `None` runs none.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
+    /// Ejection of endpoints that fail on real traffic.
     #[serde(default)]
     pub passive_health: PassiveHealth,
     /// Extra attempts on another endpoint for a request that provably never reached an upstream.
@@ -223,16 +276,23 @@ fn default_retries() -> u32 {
 /// One upstream endpoint.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Endpoint {
+    /// `host:port`, `ip:port` or `[v6]:port`; a host name is resolved (and re-resolved every
+    /// `resolve_interval`).
     pub address: String,
+    /// Share of requests under `balance: weighted`; at least 1, default 1.
     pub weight: u32,
 }
 
+/// Load-balancing policy of a service.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Balance {
+    /// `round_robin`: each healthy endpoint in turn; weights are ignored.
     #[default]
     RoundRobin,
+    /// `weighted`: smooth weighted round robin by `weight`.
     Weighted,
+    /// `least_request`: the endpoint with the fewest requests in flight on this worker.
     LeastRequest,
 }
 
@@ -240,6 +300,7 @@ pub enum Balance {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceTimeouts {
+    /// Time allowed to establish a TCP connection to an endpoint.
     pub connect: DurationStr,
     /// From the request sent to the whole response head received: 504 past it.
     pub response_header: DurationStr,
@@ -269,7 +330,10 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { max_idle_per_endpoint: 128, max_per_endpoint: 0 }
+        PoolConfig {
+            max_idle_per_endpoint: 128,
+            max_per_endpoint: 0,
+        }
     }
 }
 
@@ -277,10 +341,13 @@ impl Default for PoolConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
+    /// Path probed with `GET`; must start with `/`. Default `/`.
     #[serde(default = "default_hc_path")]
     pub path: String,
+    /// Time between two probes of an endpoint. Default 5s.
     #[serde(default = "default_hc_interval")]
     pub interval: DurationStr,
+    /// Time a probe may take before it counts as a failure. Default 2s.
     #[serde(default = "default_hc_timeout")]
     pub timeout: DurationStr,
     /// Consecutive successes that bring an endpoint back.
@@ -316,12 +383,16 @@ fn default_two() -> u32 {
 pub struct PassiveHealth {
     /// Consecutive connect failures or 5xx-free transport errors; 0 disables ejection.
     pub consecutive_failures: u32,
+    /// How long an ejected endpoint stays out of rotation.
     pub ejection_time: DurationStr,
 }
 
 impl Default for PassiveHealth {
     fn default() -> Self {
-        PassiveHealth { consecutive_failures: 5, ejection_time: DurationStr(Duration::from_secs(30)) }
+        PassiveHealth {
+            consecutive_failures: 5,
+            ejection_time: DurationStr(Duration::from_secs(30)),
+        }
     }
 }
 
@@ -329,14 +400,18 @@ impl Default for PassiveHealth {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
+    /// Unique among routes; `[A-Za-z0-9._-]+`.
     pub name: String,
     /// Names of `domains`; empty means any host.
     #[serde(default)]
     pub domains: Vec<String>,
+    /// `match:` path, method and header conditions; default every request.
     #[serde(default, rename = "match")]
     pub matcher: RouteMatch,
+    /// Path rewrite before the request goes upstream.
     #[serde(default)]
     pub rewrite: Option<Rewrite>,
+    /// Name of the service matched requests go to (required).
     pub service: String,
     /// Request body limit for this route; default the listener's.
     #[serde(default)]
@@ -347,11 +422,15 @@ pub struct Route {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouteMatch {
+    /// The path starts with this (byte-wise; `/v1` also matches `/v1beta`). Starts with `/`.
     pub path_prefix: Option<String>,
+    /// The path is exactly this (query string excluded). Starts with `/`.
     pub path_exact: Option<String>,
+    /// The whole path matches this `regex`-crate expression (the proxy anchors it).
     pub path_regex: Option<String>,
-    /// Upper-case method names; empty means any.
+    /// Method names (HTTP tokens), upper-cased by validation; empty means any.
     pub methods: Vec<String>,
+    /// Conditions that must all hold.
     pub headers: Vec<HeaderMatch>,
 }
 
@@ -359,11 +438,15 @@ pub struct RouteMatch {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatch {
+    /// Header name (an HTTP token; compared case-insensitively).
     pub name: String,
+    /// The header's value equals this exactly.
     #[serde(default)]
     pub value: Option<String>,
+    /// The header's value matches this regex (unanchored: anchor it with `^...$`).
     #[serde(default)]
     pub regex: Option<String>,
+    /// `true`: the header is present; `false`: it is absent.
     #[serde(default)]
     pub present: Option<bool>,
 }
@@ -380,17 +463,23 @@ pub struct Rewrite {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Consumer {
+    /// Unique among consumers; `[A-Za-z0-9._-]+`. What auth plugins and logs call the caller.
     pub name: String,
+    /// Keys for `key-auth`; each non-empty and used by one consumer only.
     #[serde(default)]
     pub api_keys: Vec<Secret>,
+    /// Credentials for `basic-auth`.
     #[serde(default)]
     pub basic_auth: Option<BasicCredential>,
 }
 
+/// A user name and password for `basic-auth`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BasicCredential {
+    /// Non-empty, without `:`; unique across consumers.
     pub username: String,
+    /// Non-empty.
     pub password: Secret,
 }
 
@@ -416,24 +505,99 @@ impl Serialize for Secret {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSpec {
+    /// One of [`crate::plugins::SYSTEM_PLUGINS`].
     pub name: String,
+    /// Where it applies; default `global`. One entry per name and scope.
     #[serde(default)]
     pub scope: Scope,
-    /// Set by validation from `config_raw`; never read from the file directly.
-    #[serde(skip)]
+    /// Set by validation from `config_raw`; never read from the file directly. Serialized as
+    /// the entry's `config` (so the effective config shows checked, normalized settings).
+    #[serde(skip_deserializing)]
     pub config: Option<crate::plugins::PluginConfig>,
-    #[serde(default, rename = "config")]
+    /// The `config:` map as written; `None` (or null) is an empty map. Not serialized.
+    #[serde(default, rename = "config", skip_serializing)]
     pub config_raw: Option<serde_json::Value>,
 }
 
 /// Where a plugin applies. `global`, `{ route: NAME }` or `{ domain: NAME }`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+///
+/// Serialized the same way (`"global"`, `{"route": NAME}`); deserialized by hand because
+/// serde_yaml_ng reads externally tagged enums only from YAML tags (`!route x`), not from the
+/// single-key maps people write.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
+    /// Every request.
     #[default]
     Global,
+    /// Requests matched by the named route.
     Route(String),
+    /// Requests whose host is in the named domain.
     Domain(String),
+}
+
+impl std::fmt::Display for Scope {
+    /// `global`, `route `NAME`` or `domain `NAME``, as used in messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Global => f.write_str("global"),
+            Scope::Route(name) => write!(f, "route `{name}`"),
+            Scope::Domain(name) => write!(f, "domain `{name}`"),
+        }
+    }
+}
+
+const SCOPE_FORMS: &str = "`global`, `{ route: NAME }` or `{ domain: NAME }`";
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Scope;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a scope: {SCOPE_FORMS}")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Scope, E> {
+                match v {
+                    "global" => Ok(Scope::Global),
+                    "route" | "domain" => Err(E::custom(format!(
+                        "scope `{v}` needs a name: write `{{ {v}: NAME }}`"
+                    ))),
+                    _ => Err(E::custom(format!(
+                        "unknown scope `{v}`; expected {SCOPE_FORMS}"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Scope, A::Error> {
+                let Some(kind) = map.next_key::<String>()? else {
+                    return Err(A::Error::custom(format!(
+                        "empty scope; expected {SCOPE_FORMS}"
+                    )));
+                };
+                let name: String = map.next_value()?;
+                let scope = match kind.as_str() {
+                    "route" => Scope::Route(name),
+                    "domain" => Scope::Domain(name),
+                    _ => {
+                        return Err(A::Error::custom(format!(
+                            "unknown scope `{kind}`; expected {SCOPE_FORMS}"
+                        )))
+                    }
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(A::Error::custom(
+                        "a scope names one route or one domain; add another plugins entry for each",
+                    ));
+                }
+                Ok(scope)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `access_log:` JSON lines, one per request.
@@ -460,20 +624,26 @@ impl<'de> Deserialize<'de> for Workers {
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Workers, E> {
                 match v {
                     1..=1024 => Ok(Workers::Count(v as usize)),
-                    _ => Err(E::custom(format!("workers must be `auto` or 1..=1024, not {v}"))),
+                    _ => Err(E::custom(format!(
+                        "workers must be `auto` or 1..=1024, not {v}"
+                    ))),
                 }
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Workers, E> {
                 match u64::try_from(v) {
                     Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::custom(format!("workers must be `auto` or 1..=1024, not {v}"))),
+                    Err(_) => Err(E::custom(format!(
+                        "workers must be `auto` or 1..=1024, not {v}"
+                    ))),
                 }
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Workers, E> {
                 if v == "auto" {
                     Ok(Workers::Auto)
                 } else {
-                    Err(E::custom(format!("workers must be `auto` or 1..=1024, not `{v}`")))
+                    Err(E::custom(format!(
+                        "workers must be `auto` or 1..=1024, not `{v}`"
+                    )))
                 }
             }
         }
@@ -509,11 +679,17 @@ impl<'de> Deserialize<'de> for Endpoint {
                 f.write_str("`host:port` or `{ address: host:port, weight: N }`")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Endpoint, E> {
-                Ok(Endpoint { address: v.to_string(), weight: 1 })
+                Ok(Endpoint {
+                    address: v.to_string(),
+                    weight: 1,
+                })
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Endpoint, A::Error> {
                 let full = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(Endpoint { address: full.address, weight: full.weight })
+                Ok(Endpoint {
+                    address: full.address,
+                    weight: full.weight,
+                })
             }
         }
         d.deserialize_any(V)

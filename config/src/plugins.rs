@@ -25,12 +25,19 @@ pub const SYSTEM_PLUGINS: &[&str] = &[
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum PluginConfig {
+    /// `key-auth`.
     KeyAuth(KeyAuth),
+    /// `basic-auth`.
     BasicAuth(BasicAuth),
+    /// `ip-restriction`.
     IpRestriction(IpRestriction),
+    /// `cors`.
     Cors(Cors),
+    /// `request-headers`: edits of the request sent upstream.
     RequestHeaders(HeaderOps),
+    /// `response-headers`: edits of the response sent to the client.
     ResponseHeaders(HeaderOps),
+    /// `rate-limit`.
     RateLimit(RateLimit),
 }
 
@@ -41,9 +48,9 @@ pub enum PluginConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeyAuth {
-    /// Consumers allowed through; empty means every consumer with a key.
+    /// Consumers allowed through; empty means every consumer with a key. Each must exist.
     pub consumers: Vec<String>,
-    /// An extra header to read the key from.
+    /// An extra header to read the key from (an HTTP token).
     pub header: Option<String>,
     /// An extra query parameter to read the key from.
     pub query: Option<String>,
@@ -53,14 +60,18 @@ pub struct KeyAuth {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BasicAuth {
+    /// Consumers allowed through; empty means every consumer with `basic_auth`. Each must exist.
     pub consumers: Vec<String>,
-    /// Realm in the `WWW-Authenticate` challenge.
+    /// Realm in the `WWW-Authenticate` challenge; default `aigw`. No `"`, `\\` or controls.
     pub realm: String,
 }
 
 impl Default for BasicAuth {
     fn default() -> Self {
-        BasicAuth { consumers: Vec::new(), realm: "aigw".into() }
+        BasicAuth {
+            consumers: Vec::new(),
+            realm: "aigw".into(),
+        }
     }
 }
 
@@ -69,8 +80,10 @@ impl Default for BasicAuth {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IpRestriction {
-    /// CIDRs or bare addresses.
+    /// CIDRs or bare addresses; validation stores each as a CIDR with the host bits cleared
+    /// (`10.0.0.1` -> `10.0.0.1/32`, `10.1.2.3/8` -> `10.0.0.0/8`).
     pub allow: Vec<String>,
+    /// As `allow`; an address in both is refused.
     pub deny: Vec<String>,
 }
 
@@ -78,12 +91,18 @@ pub struct IpRestriction {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Cors {
-    /// Exact origins, or `*`.
+    /// Exact origins (`scheme://host[:port]`, lower-cased by validation), or `*`. Default `*`.
     pub allow_origins: Vec<String>,
+    /// Methods allowed in preflights (upper-cased by validation); empty echoes the requested
+    /// method. Default GET, POST, PUT, PATCH, DELETE, OPTIONS.
     pub allow_methods: Vec<String>,
+    /// Request headers allowed in preflights; empty (default) echoes the requested ones.
     pub allow_headers: Vec<String>,
+    /// Response headers scripts may read (`Access-Control-Expose-Headers`).
     pub expose_headers: Vec<String>,
+    /// Send `Access-Control-Allow-Credentials: true`; not allowed with origin `*`.
     pub allow_credentials: bool,
+    /// How long browsers may cache a preflight (`Access-Control-Max-Age`); `None` sends none.
     pub max_age: Option<DurationStr>,
 }
 
@@ -111,6 +130,7 @@ pub struct HeaderOps {
     pub add: BTreeMap<String, String>,
     /// Replaces every existing value.
     pub set: BTreeMap<String, String>,
+    /// Header names to delete.
     pub remove: Vec<String>,
 }
 
@@ -118,7 +138,7 @@ pub struct HeaderOps {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// Requests allowed per `per`.
+    /// Requests allowed per `per` (required, at least 1).
     pub requests: u64,
     /// The window the rate is expressed over, e.g. `1s`, `1m`.
     #[serde(default = "one_second")]
@@ -126,6 +146,7 @@ pub struct RateLimit {
     /// Bucket size; default `requests`.
     #[serde(default)]
     pub burst: Option<u64>,
+    /// What a bucket is kept per; default `ip`.
     #[serde(default)]
     pub key: RateLimitKey,
     /// The header whose value is the key when `key: header`.
@@ -143,7 +164,9 @@ fn one_second() -> DurationStr {
 pub enum RateLimitKey {
     /// The authenticated consumer (anonymous callers share one bucket).
     Consumer,
+    /// The client's address (the TCP peer).
     #[default]
     Ip,
+    /// The value of the header named by `header` (requests without it share one bucket).
     Header,
 }

@@ -1,0 +1,533 @@
+//! Validation of listeners, domains, services, routes, consumers and the access log: each check
+//! with the message and line a user sees.
+
+mod common;
+
+use common::*;
+
+/// A service `s` (lines 1-3) so that routes have something to point at.
+const SERVICE: &str = "\
+services:
+  - name: s
+    endpoints: [\"127.0.0.1:9001\"]
+";
+
+#[test]
+fn names_must_be_present_well_formed_and_unique() {
+    assert_one(
+        "listeners:\n  - name: ''\n    address: 127.0.0.1:1\n",
+        2,
+        "listeners[0].name",
+        "name is empty",
+    );
+    assert_one(
+        "domains:\n  - name: my domain\n    hosts: [a.com]\n",
+        2,
+        "domains[0].name",
+        "name `my domain` may only contain letters, digits, `.`, `_` and `-`",
+    );
+    let sections = [
+        ("listeners", "listener", "address: 127.0.0.1:0"),
+        ("domains", "domain", "hosts: [\"*\"]"),
+        ("services", "service", "endpoints: [\"a:1\"]"),
+        ("consumers", "consumer", "api_keys: []"),
+    ];
+    for (section, kind, body) in sections {
+        // Hosts must differ too; give each domain its own.
+        let body2 = body.replace("\"*\"", "b.com");
+        let body1 = body.replace("\"*\"", "a.com");
+        let yaml =
+            format!("{section}:\n  - name: x.y_z-1\n    {body1}\n  - name: x.y_z-1\n    {body2}\n");
+        assert_one(
+            &yaml,
+            4,
+            &format!("{section}[1].name"),
+            &format!("duplicate {kind} name `x.y_z-1`: already used by {section}[0] (line 2)"),
+        );
+    }
+    assert_one(
+        &format!("{SERVICE}routes:\n  - name: r\n    service: s\n  - name: r\n    service: s\n"),
+        7,
+        "routes[1].name",
+        "duplicate route name `r`: already used by routes[0] (line 5)",
+    );
+}
+
+#[test]
+fn listener_addresses_parse_and_do_not_clash() {
+    assert_one(
+        "listeners:\n  - name: a\n    address: localhost:8080\n",
+        3,
+        "listeners[0].address",
+        "`localhost:8080` is not an ip:port address (e.g. 127.0.0.1:8080, 0.0.0.0:80, [::]:443)",
+    );
+    assert_one(
+        "listeners:\n  - name: a\n    address: 127.0.0.1:80\n  - name: b\n    address: 127.0.0.1:80\n",
+        5,
+        "listeners[1].address",
+        "address 127.0.0.1:80 is already used by listener `a`",
+    );
+    assert_one(
+        "listeners:\n  - name: a\n    address: 127.0.0.1:80\n  - name: b\n    address: 0.0.0.0:80\n",
+        5,
+        "listeners[1].address",
+        "address 0.0.0.0:80 overlaps 127.0.0.1:80 of listener `a` (same port, wildcard address)",
+    );
+    // Port 0 asks the kernel for a fresh port each time, so it never clashes.
+    ok("listeners:\n  - name: a\n    address: 127.0.0.1:0\n  - name: b\n    address: 127.0.0.1:0\n");
+    ok("listeners:\n  - name: a\n    address: '[::1]:80'\n  - name: b\n    address: 127.0.0.1:80\n");
+}
+
+#[test]
+fn admin_address_parses_and_differs_from_listeners() {
+    assert_one(
+        "admin:\n  address: 9901\n",
+        2,
+        "admin.address",
+        "`9901` is not an ip:port address (e.g. 127.0.0.1:8080, 0.0.0.0:80, [::]:443)",
+    );
+    assert_one(
+        "admin:\n  address: 0.0.0.0:8080\nlisteners:\n  - name: main\n    address: 127.0.0.1:8080\n",
+        2,
+        "admin.address",
+        "address 0.0.0.0:8080 overlaps 127.0.0.1:8080 of listener `main` (same port, wildcard address)",
+    );
+    assert_one(
+        "listeners:\n  - name: main\n    address: 127.0.0.1:9901\n",
+        3,
+        "listeners[0].address",
+        "127.0.0.1:9901 is also the default admin.address; move the listener or set admin.address",
+    );
+    // Admin only, no listener: allowed.
+    assert!(ok("admin:\n  address: 127.0.0.1:19901\n")
+        .listeners
+        .is_empty());
+}
+
+#[test]
+fn listener_timeouts_and_limits_are_positive() {
+    let got = issues(
+        "\
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    timeouts: { header_read: 0s, idle: 1m, body_read: 0 }
+    limits:
+      max_header_bytes: 0
+",
+    );
+    assert_eq!(
+        got,
+        [
+            (
+                Some(4),
+                "listeners[0].timeouts.header_read".into(),
+                "must be longer than 0".into()
+            ),
+            (
+                Some(4),
+                "listeners[0].timeouts.body_read".into(),
+                "must be longer than 0".into()
+            ),
+            (
+                Some(6),
+                "listeners[0].limits.max_header_bytes".into(),
+                "must be at least 1".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn domain_hosts_are_valid_lowercased_and_owned_once() {
+    let c = ok("domains:\n  - name: d\n    hosts: [API.Example.COM, '*.Example.com', 10.0.0.1]\n");
+    assert_eq!(
+        c.domains[0].hosts,
+        ["api.example.com", "*.example.com", "10.0.0.1"]
+    );
+    assert_one(
+        "domains:\n  - name: d\n    hosts: []\n",
+        3,
+        "domains[0].hosts",
+        "a domain needs at least one host",
+    );
+    let bad = [
+        ("a..com", "it has an empty label (`..`)"),
+        ("-a.com", "label `-a` starts or ends with `-`"),
+        (
+            "a_b.com",
+            "`_` is not allowed (letters, digits, `-` and `.` only)",
+        ),
+        ("a.com.", "write it without the trailing dot"),
+        ("a.com:8080", "hosts are matched without a port"),
+        (
+            "*",
+            "a bare `*` would match every host; leave the route's `domains` empty instead",
+        ),
+        (
+            "api.*.com",
+            "`*` may only be the whole first label, as in `*.example.com`",
+        ),
+        ("", "it is empty"),
+    ];
+    for (host, why) in bad {
+        assert_one(
+            &format!("domains:\n  - name: d\n    hosts:\n      - ok.com\n      - '{host}'\n"),
+            5,
+            "domains[0].hosts[1]",
+            &format!("`{host}` is not a host name or `*.suffix` wildcard: {why}"),
+        );
+    }
+    assert_one(
+        "domains:\n  - name: d\n    hosts: [a.com]\n  - name: e\n    hosts: [b.com, A.com]\n",
+        5,
+        "domains[1].hosts[1]",
+        "host `a.com` is already in domain `d`",
+    );
+    assert_one(
+        "domains:\n  - name: d\n    hosts:\n      - a.com\n      - a.com\n",
+        5,
+        "domains[0].hosts[1]",
+        "host `a.com` is listed twice",
+    );
+}
+
+#[test]
+fn service_endpoints_are_host_port_with_weights() {
+    let c = ok("\
+services:
+  - name: s
+    endpoints:
+      - 10.0.0.1:80
+      - '[2001:db8::1]:8443'
+      - my_backend.internal:65535
+      - { address: api.example.com:443, weight: 5 }
+");
+    assert_eq!(c.services[0].endpoints[3].weight, 5);
+    assert_one(
+        "services:\n  - name: s\n    endpoints: []\n",
+        3,
+        "services[0].endpoints",
+        "a service needs at least one endpoint",
+    );
+    let bad = [
+        ("backend", "needs a port: write host:port"),
+        ("backend:0", "has an invalid port `0` (1..=65535)"),
+        ("backend:70000", "has an invalid port `70000` (1..=65535)"),
+        ("backend:", "has an invalid port `` (1..=65535)"),
+        ("http://backend:80", "must be host:port, without a scheme"),
+        (
+            "2001:db8::1:80",
+            "looks like an IPv6 address: write it as [address]:port",
+        ),
+        (
+            "[2001:db8::zz]:80",
+            "has `2001:db8::zz`, which is not an IPv6 address",
+        ),
+        ("[::1]", "needs a port: write [address]:port"),
+        (":80", "has an invalid host: it is empty"),
+        (
+            "bad host:80",
+            "has an invalid host: ` ` is not allowed (letters, digits, `-`, `_` and `.` only)",
+        ),
+    ];
+    for (endpoint, why) in bad {
+        assert_one(
+            &format!("services:\n  - name: s\n    endpoints:\n      - '{endpoint}'\n"),
+            4,
+            "services[0].endpoints[0].address",
+            &format!("endpoint `{endpoint}` {why}"),
+        );
+    }
+    assert_one(
+        "services:\n  - name: s\n    endpoints:\n      - address: a:1\n        weight: 0\n",
+        5,
+        "services[0].endpoints[0].weight",
+        "weight must be at least 1",
+    );
+}
+
+#[test]
+fn service_timeouts_and_health_checks_are_sane() {
+    let got = issues(
+        "\
+services:
+  - name: s
+    endpoints: [\"a:1\"]
+    resolve_interval: 0s
+    timeouts:
+      connect: 0ms
+    passive_health: { consecutive_failures: 3, ejection_time: 0s }
+    health_check:
+      path: healthz
+      interval: 0s
+      timeout: 0s
+      healthy_threshold: 0
+      unhealthy_threshold: 0
+      expected_status: [200, 99, 600]
+      host: ''
+",
+    );
+    let want: Vec<(Option<usize>, String, String)> = [
+        (4, "services[0].resolve_interval", "must be longer than 0"),
+        (6, "services[0].timeouts.connect", "must be longer than 0"),
+        (
+            7,
+            "services[0].passive_health.ejection_time",
+            "must be longer than 0",
+        ),
+        (
+            9,
+            "services[0].health_check.path",
+            "path `healthz` must start with `/`",
+        ),
+        (
+            10,
+            "services[0].health_check.interval",
+            "must be longer than 0",
+        ),
+        (
+            11,
+            "services[0].health_check.timeout",
+            "must be longer than 0",
+        ),
+        (
+            12,
+            "services[0].health_check.healthy_threshold",
+            "must be at least 1",
+        ),
+        (
+            13,
+            "services[0].health_check.unhealthy_threshold",
+            "must be at least 1",
+        ),
+        (
+            14,
+            "services[0].health_check.expected_status[1]",
+            "99 is not an HTTP status code (100..=599)",
+        ),
+        (
+            14,
+            "services[0].health_check.expected_status[2]",
+            "600 is not an HTTP status code (100..=599)",
+        ),
+        (
+            15,
+            "services[0].health_check.host",
+            "host must be non-empty, without spaces",
+        ),
+    ]
+    .into_iter()
+    .map(|(l, p, m)| (Some(l), p.to_string(), m.to_string()))
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn routes_reference_existing_services_and_domains() {
+    assert_one(
+        &format!("{SERVICE}routes:\n  - name: r\n    service: t\n"),
+        6,
+        "routes[0].service",
+        "unknown service `t` (defined services: s)",
+    );
+    assert_one(
+        &format!("{SERVICE}domains:\n  - name: d\n    hosts: [a.com]\nroutes:\n  - name: r\n    service: s\n    domains: [d, e]\n"),
+        10,
+        "routes[0].domains[1]",
+        "unknown domain `e` (defined domains: d)",
+    );
+    assert_one(
+        &format!("{SERVICE}routes:\n  - name: r\n    service: s\n    domains: [e]\n"),
+        7,
+        "routes[0].domains[0]",
+        "unknown domain `e` (no domains are defined)",
+    );
+}
+
+/// A route `r` to service `s` whose `match:` is `m` (the match is on line 7).
+fn route_with(m: &str) -> String {
+    format!("{SERVICE}routes:\n  - name: r\n    service: s\n    match: {m}\n")
+}
+
+#[test]
+fn route_paths_are_one_form_starting_with_a_slash() {
+    assert_one(
+        &route_with("{ path_prefix: /a, path_regex: '^/b' }"),
+        7,
+        "routes[0].match.path_regex",
+        "only one of path_prefix, path_exact and path_regex may be set (found path_prefix and path_regex)",
+    );
+    assert_one(
+        &route_with("{ path_prefix: v1 }"),
+        7,
+        "routes[0].match.path_prefix",
+        "path_prefix `v1` must start with `/`",
+    );
+    assert_one(
+        &route_with("{ path_exact: v1 }"),
+        7,
+        "routes[0].match.path_exact",
+        "path_exact `v1` must start with `/`",
+    );
+    ok(&route_with("{ path_regex: '^/v[0-9]+/' }"));
+    assert_one(
+        &route_with("{ path_regex: '/v(1' }"),
+        7,
+        "routes[0].match.path_regex",
+        "invalid regex: regex parse error:\n    /v(1\n      ^\nerror: unclosed group",
+    );
+}
+
+#[test]
+fn route_methods_are_tokens_normalized_to_upper_case() {
+    let c = ok(&route_with("{ methods: [get, Post, PURGE] }"));
+    assert_eq!(c.routes[0].matcher.methods, ["GET", "POST", "PURGE"]);
+    assert_one(
+        &route_with("{ methods: [GET, 'BAD METHOD'] }"),
+        7,
+        "routes[0].match.methods[1]",
+        "`BAD METHOD` is not an HTTP method",
+    );
+}
+
+#[test]
+fn route_header_matches_have_a_valid_name_and_one_condition() {
+    ok(&route_with("{ headers: [{ name: x-env, value: prod }, { name: x-a, regex: '^v' }, { name: x-b, present: false }] }"));
+    let header = |h: &str| {
+        format!("{SERVICE}routes:\n  - name: r\n    service: s\n    match:\n      headers:\n        - {h}\n")
+    };
+    assert_one(
+        &header("{ name: 'x y', value: a }"),
+        9,
+        "routes[0].match.headers[0].name",
+        "`x y` is not a valid header name",
+    );
+    assert_one(
+        &header("{ name: x }"),
+        9,
+        "routes[0].match.headers[0]",
+        "a header match needs exactly one of value, regex and present",
+    );
+    assert_one(
+        &header("{ name: x, value: a, present: true }"),
+        9,
+        "routes[0].match.headers[0]",
+        "a header match needs exactly one of value, regex and present",
+    );
+    let (line, path, message) = one(&header("{ name: x, regex: '[' }"));
+    assert_eq!(
+        (line, path.as_str()),
+        (9, "routes[0].match.headers[0].regex")
+    );
+    assert!(
+        message.starts_with("invalid regex: regex parse error:"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("error: unclosed character class"),
+        "{message}"
+    );
+}
+
+#[test]
+fn rewrite_needs_a_prefix_route() {
+    ok(&format!("{SERVICE}routes:\n  - name: r\n    service: s\n    match: {{ path_prefix: /api }}\n    rewrite: {{ path_prefix: / }}\n"));
+    assert_one(
+        &format!("{SERVICE}routes:\n  - name: r\n    service: s\n    match: {{ path_exact: /api }}\n    rewrite: {{ path_prefix: / }}\n"),
+        8,
+        "routes[0].rewrite",
+        "rewrite needs a `match.path_prefix` (it replaces the matched prefix)",
+    );
+    assert_one(
+        &format!("{SERVICE}routes:\n  - name: r\n    service: s\n    match: {{ path_prefix: /api }}\n    rewrite:\n      path_prefix: v2\n"),
+        9,
+        "routes[0].rewrite.path_prefix",
+        "path_prefix `v2` must start with `/`",
+    );
+}
+
+#[test]
+fn api_keys_are_non_empty_and_never_shared() {
+    assert_one(
+        "consumers:\n  - name: a\n    api_keys: ['']\n",
+        3,
+        "consumers[0].api_keys[0]",
+        "API key is empty",
+    );
+    assert_one(
+        "consumers:\n  - name: a\n    api_keys: ['key with space']\n",
+        3,
+        "consumers[0].api_keys[0]",
+        "API key contains whitespace or control characters",
+    );
+    let (line, path, message) = one("\
+consumers:
+  - name: team-a
+    api_keys: [sk-shared-secret-1]
+  - name: team-b
+    api_keys:
+      - sk-other
+      - sk-shared-secret-1
+");
+    assert_eq!((line, path.as_str()), (7, "consumers[1].api_keys[1]"));
+    assert_eq!(
+        message,
+        "the same API key is given to consumers `team-a` and `team-b`"
+    );
+    assert!(!message.contains("sk-shared"));
+    assert_one(
+        "consumers:\n  - name: a\n    api_keys: [k1, k1]\n",
+        3,
+        "consumers[0].api_keys[1]",
+        "the same API key is listed twice for consumer `a`",
+    );
+}
+
+#[test]
+fn basic_auth_credentials_are_well_formed_and_unique() {
+    let got = issues(
+        "\
+consumers:
+  - name: a
+    basic_auth: { username: 'al:ice', password: '' }
+  - name: b
+    basic_auth: { username: bob, password: x }
+  - name: c
+    basic_auth:
+      username: bob
+      password: y
+",
+    );
+    assert_eq!(
+        got,
+        [
+            (
+                Some(3),
+                "consumers[0].basic_auth.username".into(),
+                "username may not contain `:` or control characters".into()
+            ),
+            (
+                Some(3),
+                "consumers[0].basic_auth.password".into(),
+                "password is empty".into()
+            ),
+            (
+                Some(8),
+                "consumers[2].basic_auth.username".into(),
+                "username `bob` is also used by consumer `b`".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn access_log_path_is_not_empty() {
+    assert_one(
+        "access_log:\n  path: ''\n",
+        2,
+        "access_log.path",
+        "path is empty (write `stderr` or a file path)",
+    );
+    assert_eq!(ok("access_log: {}\n").access_log.unwrap().path, "stderr");
+}

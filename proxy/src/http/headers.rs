@@ -1,0 +1,179 @@
+//! Header lists that keep the bytes the peer sent, in order, with case-insensitive lookup.
+//!
+//! Names and values are `Bytes` slices of the one buffer the head was read into, so parsing a
+//! head costs one copy and one vector, however many headers it has.
+
+use bytes::Bytes;
+
+/// One header line. The name keeps the case it arrived with; comparisons ignore case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: Bytes,
+    pub value: Bytes,
+}
+
+impl Header {
+    /// A header from static or owned parts. Callers guarantee `name` is a token and `value` has
+    /// no CR, LF or NUL (config validation checks every configured header).
+    pub fn new(name: impl Into<Bytes>, value: impl Into<Bytes>) -> Header {
+        Header { name: name.into(), value: value.into() }
+    }
+
+    pub fn is(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
+/// An ordered list of headers; duplicates are kept as separate entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<Header>);
+
+impl Headers {
+    pub fn with_capacity(n: usize) -> Headers {
+        Headers(Vec::with_capacity(n))
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&Bytes> {
+        self.0.iter().find(|h| h.is(name)).map(|h| &h.value)
+    }
+
+    /// The first value of `name` as UTF-8 text, if it is.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Bytes> + 'a {
+        self.0.iter().filter(move |h| h.is(name)).map(|h| &h.value)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|h| h.is(name))
+    }
+
+    /// Removes every entry of `name`; returns whether there was one.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.0.len();
+        self.0.retain(|h| !h.is(name));
+        before != self.0.len()
+    }
+
+    /// Replaces every entry of `name` with one.
+    pub fn set(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
+        let name = name.into();
+        if let Some(name_str) = std::str::from_utf8(&name).ok().map(str::to_owned) {
+            self.remove(&name_str);
+        }
+        self.0.push(Header { name, value: value.into() });
+    }
+
+    pub fn append(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
+        self.0.push(Header { name: name.into(), value: value.into() });
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Header> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a comma-separated header (e.g. `Connection`) lists `token`, ignoring case.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name).any(|v| list_contains(v, token))
+    }
+}
+
+/// Whether a comma-separated list value contains `token` (case-insensitive, trimmed).
+pub fn list_contains(value: &[u8], token: &str) -> bool {
+    value.split(|&b| b == b',').any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Trims optional whitespace (SP / HTAB) from both ends.
+pub fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1).
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether `name` must not be forwarded: a fixed hop-by-hop header or one the sender's
+/// `Connection` header named.
+pub fn is_hop_by_hop(name: &[u8], connection_tokens: &[Bytes]) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+        || connection_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
+}
+
+/// The tokens of every `Connection` header, for [`is_hop_by_hop`].
+pub fn connection_tokens(headers: &Headers) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for v in headers.get_all("connection") {
+        for t in v.split(|&b| b == b',') {
+            let t = trim(t);
+            if !t.is_empty() {
+                out.push(v.slice_ref(t));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `b` is a tchar of RFC 9110 §5.6.2.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_ignores_case_and_keeps_order() {
+        let mut h = Headers::default();
+        h.append("Content-Type", "a");
+        h.append("X-A", "1");
+        h.append("x-a", "2");
+        assert_eq!(h.get("content-type").unwrap(), "a");
+        assert_eq!(h.get_all("X-a").count(), 2);
+        h.set("X-A", "3");
+        assert_eq!(h.get_all("x-a").collect::<Vec<_>>(), vec!["3"]);
+        assert!(h.remove("CONTENT-TYPE"));
+        assert!(!h.contains("content-type"));
+    }
+
+    #[test]
+    fn connection_tokens_are_hop_by_hop() {
+        let mut h = Headers::default();
+        h.append("Connection", "keep-alive, X-Secret");
+        let toks = connection_tokens(&h);
+        assert!(is_hop_by_hop(b"x-secret", &toks));
+        assert!(is_hop_by_hop(b"Transfer-Encoding", &toks));
+        assert!(!is_hop_by_hop(b"x-other", &toks));
+        assert!(h.has_token("connection", "KEEP-ALIVE"));
+    }
+
+    #[test]
+    fn trim_strips_ows() {
+        assert_eq!(trim(b" \t a b\t "), b"a b");
+        assert_eq!(trim(b""), b"");
+    }
+}

@@ -1,0 +1,343 @@
+//! Process runtime: workers, the control thread, reloads and shutdown.
+//!
+//! ```text
+//!  main thread = control          worker threads (one per core, pinned)
+//!  ─────────────────────          ─────────────────────────────────────
+//!  load + validate config  ──Update(snapshot, sockets)──▶  build WorkerState, serve
+//!  SIGHUP / file change /  ──Update──▶  new requests use the new state;
+//!  POST /reload                         running ones finish on theirs
+//!  admin thread ──Collect──▶ each worker ──Dump──▶ admin (/metrics)
+//!  SIGTERM / SIGINT ──Shutdown{grace}──▶ stop accepting, drain, exit
+//! ```
+
+pub mod driver;
+pub mod listen;
+pub mod signal;
+pub mod state;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use aigw_config::{Config, Workers};
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::observe::access_log::AccessLog;
+use crate::snapshot::{system_resolve, Snapshot};
+use driver::DriverChoice;
+use worker::WorkerMsg;
+
+/// Where the config comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Embedded,
+}
+
+impl ConfigSource {
+    fn load(&self) -> Result<Config, String> {
+        match self {
+            ConfigSource::File(p) => aigw_config::load_file(p).map_err(|e| e.to_string()),
+            ConfigSource::Embedded => {
+                aigw_config::load_str(aigw_config::DEFAULT_CONFIG, "<embedded default>").map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Requests to the control thread.
+pub enum ControlMsg {
+    /// Reload now and answer with the new generation or the error.
+    Reload(async_channel::Sender<Result<u64, String>>),
+    /// A POSIX signal arrived.
+    Signal(i32),
+}
+
+/// What the control thread publishes for the admin listener.
+pub struct ControlStatus {
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    pub generation: AtomicU64,
+    pub last_reload_unix: AtomicU64,
+    pub draining: AtomicBool,
+    /// The effective config, secrets redacted, with the bound addresses.
+    pub config_json: Mutex<serde_json::Value>,
+    /// The last reload error, if the last reload failed.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// The running process, as the control thread holds it.
+struct Control {
+    source: ConfigSource,
+    workers: Vec<async_channel::Sender<WorkerMsg>>,
+    snap: Arc<Snapshot>,
+    /// Listener name -> (configured address, bound address).
+    bound: HashMap<String, (String, std::net::SocketAddr)>,
+    access_log: Option<(String, AccessLog)>,
+    status: Arc<ControlStatus>,
+    file_stamp: Option<(SystemTime, u64)>,
+    next_resolve: Instant,
+}
+
+/// Starts everything and runs the control loop until SIGTERM/SIGINT; returns after the
+/// workers drained.
+pub fn run(source: ConfigSource) -> Result<(), String> {
+    let config = source.load()?;
+    let choice = DriverChoice::from_env()?;
+    let driver = choice.resolve()?;
+    let n = match config.instance.workers {
+        Workers::Count(n) => n,
+        Workers::Auto => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    let snap = Arc::new(Snapshot::build(config, 1, &system_resolve)?);
+    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+    let status = Arc::new(ControlStatus {
+        reloads_ok: AtomicU64::new(0),
+        reloads_failed: AtomicU64::new(0),
+        generation: AtomicU64::new(1),
+        last_reload_unix: AtomicU64::new(unix_now()),
+        draining: AtomicBool::new(false),
+        config_json: Mutex::new(serde_json::Value::Null),
+        last_error: Mutex::new(None),
+    });
+    let mut control = Control {
+        file_stamp: file_stamp(&source),
+        source,
+        workers: Vec::new(),
+        next_resolve: Instant::now() + resolve_interval(&snap),
+        snap: snap.clone(),
+        bound: HashMap::new(),
+        access_log: None,
+        status: status.clone(),
+    };
+    let mut sockets = control.bind_new_listeners(&snap.config, n)?;
+    let log = control.access_log_for(&snap.config)?;
+    control.publish_config();
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mut threads = Vec::with_capacity(n);
+    for id in 0..n {
+        let (tx, rx) = async_channel::unbounded();
+        let mine: Vec<(String, std::net::TcpListener)> =
+            sockets.iter_mut().map(|(name, socks)| (name.clone(), socks.remove(0))).collect();
+        let first = WorkerMsg::Update { snap: snap.clone(), listeners: mine, access_log: log.clone() };
+        let core = cores.get(id % cores.len().max(1)).copied();
+        let handle = std::thread::Builder::new()
+            .name(format!("aigw-worker-{id}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                if let Err(e) = driver::block_on(driver, |d| worker::run(id, n, d, rx, first)) {
+                    crate::log::error(format_args!("worker {id}: cannot start the {driver} runtime: {e}"));
+                    std::process::exit(1);
+                }
+            })
+            .map_err(|e| format!("cannot start worker {id}: {e}"))?;
+        control.workers.push(tx);
+        threads.push(handle);
+    }
+    crate::log::info(format_args!("{n} workers on the {driver} driver"));
+    let admin = crate::admin::start(&snap.config.admin.address, control.workers.clone(), ctl_tx.clone(), status)?;
+    crate::log::info(format_args!("admin listening on {admin}"));
+    forward_signals(ctl_tx)?;
+    control.run_loop(&ctl_rx);
+    for t in threads {
+        let _ = t.join();
+    }
+    crate::log::info(format_args!("shutdown complete"));
+    Ok(())
+}
+
+impl Control {
+    fn run_loop(&mut self, rx: &Receiver<ControlMsg>) {
+        loop {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(ControlMsg::Reload(reply)) => {
+                    let r = self.reload("admin request");
+                    let _ = reply.send_blocking(r);
+                }
+                Ok(ControlMsg::Signal(signal_hook::consts::SIGHUP)) => {
+                    let _ = self.reload("SIGHUP");
+                }
+                Ok(ControlMsg::Signal(sig)) => {
+                    crate::log::info(format_args!("signal {sig}: draining"));
+                    self.shutdown();
+                    return;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => self.tick(),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Once a second: reload if the file changed, re-resolve names when due.
+    fn tick(&mut self) {
+        let stamp = file_stamp(&self.source);
+        if stamp.is_some() && stamp != self.file_stamp {
+            self.file_stamp = stamp;
+            let _ = self.reload("config file changed");
+        }
+        if Instant::now() >= self.next_resolve {
+            self.next_resolve = Instant::now() + resolve_interval(&self.snap);
+            if let Some(services) = self.snap.re_resolve(&system_resolve) {
+                let snap = Snapshot {
+                    generation: self.snap.generation + 1,
+                    config: self.snap.config.clone(),
+                    router: crate::route::Router::build(&self.snap.config, &service_index(&self.snap.config)).unwrap_or_default(),
+                    services,
+                };
+                crate::log::info(format_args!("endpoint addresses changed; generation {}", snap.generation));
+                let _ = self.commit(Arc::new(snap), Vec::new());
+            }
+        }
+    }
+
+    /// Loads, validates and applies the config; on any error the old one keeps serving.
+    fn reload(&mut self, why: &str) -> Result<u64, String> {
+        self.file_stamp = file_stamp(&self.source);
+        let result = self.try_reload();
+        match &result {
+            Ok(g) => {
+                self.status.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                self.status.last_reload_unix.store(unix_now(), Ordering::Relaxed);
+                *self.status.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                crate::log::info(format_args!("reload ({why}): generation {g} in force"));
+            }
+            Err(e) => {
+                self.status.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                *self.status.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+                crate::log::error(format_args!("reload ({why}) refused; the previous config keeps serving:\n{e}"));
+            }
+        }
+        result
+    }
+
+    fn try_reload(&mut self) -> Result<u64, String> {
+        let config = self.source.load()?;
+        if config.admin.address != self.snap.config.admin.address {
+            crate::log::warn(format_args!("admin.address changes take effect at the next restart"));
+        }
+        let snap = Arc::new(Snapshot::build(config, self.snap.generation + 1, &system_resolve)?);
+        let sockets = self.bind_new_listeners(&snap.config, self.workers.len())?;
+        self.commit(snap, sockets)
+    }
+
+    /// Sends a snapshot (and each worker's share of new sockets) to every worker.
+    fn commit(&mut self, snap: Arc<Snapshot>, mut sockets: Vec<(String, Vec<std::net::TcpListener>)>) -> Result<u64, String> {
+        let log = self.access_log_for(&snap.config)?;
+        self.bound.retain(|name, _| snap.config.listeners.iter().any(|l| &l.name == name));
+        for tx in &self.workers {
+            let mine = sockets.iter_mut().map(|(name, socks)| (name.clone(), socks.remove(0))).collect();
+            let msg = WorkerMsg::Update { snap: snap.clone(), listeners: mine, access_log: log.clone() };
+            if tx.send_blocking(msg).is_err() {
+                return Err("a worker has stopped".into());
+            }
+        }
+        self.status.generation.store(snap.generation, Ordering::Relaxed);
+        self.next_resolve = Instant::now() + resolve_interval(&snap);
+        self.snap = snap;
+        self.publish_config();
+        Ok(self.snap.generation)
+    }
+
+    /// Binds sockets for listeners that are new or moved; `n` per listener.
+    fn bind_new_listeners(&mut self, config: &Config, n: usize) -> Result<Vec<(String, Vec<std::net::TcpListener>)>, String> {
+        let mut out = Vec::new();
+        let mut newly = Vec::new();
+        for l in &config.listeners {
+            if self.bound.get(&l.name).is_some_and(|(addr, _)| addr == &l.address) {
+                continue;
+            }
+            let (addr, socks) = listen::bind_group(&l.address, n)
+                .map_err(|e| format!("listener `{}`: cannot listen on {}: {e}", l.name, l.address))?;
+            newly.push((l.name.clone(), l.address.clone(), addr));
+            out.push((l.name.clone(), socks));
+        }
+        for (name, configured, addr) in newly {
+            crate::log::info(format_args!("listener {name} listening on {addr}"));
+            self.bound.insert(name, (configured, addr));
+        }
+        Ok(out)
+    }
+
+    /// The access log writer for a config: kept if the path is unchanged, else (re)opened.
+    fn access_log_for(&mut self, config: &Config) -> Result<Option<AccessLog>, String> {
+        let Some(want) = &config.access_log else {
+            self.access_log = None;
+            return Ok(None);
+        };
+        if let Some((path, log)) = &self.access_log {
+            if path == &want.path {
+                return Ok(Some(log.clone()));
+            }
+        }
+        let log = AccessLog::start(&want.path).map_err(|e| format!("access_log: cannot open {}: {e}", want.path))?;
+        self.access_log = Some((want.path.clone(), log.clone()));
+        Ok(Some(log))
+    }
+
+    fn publish_config(&self) {
+        let mut json = self.snap.config.redacted_json();
+        let bound: serde_json::Map<String, serde_json::Value> =
+            self.bound.iter().map(|(k, (_, a))| (k.clone(), serde_json::Value::String(a.to_string()))).collect();
+        if let Some(obj) = json.as_object_mut() {
+            obj.insert("bound_addresses".into(), serde_json::Value::Object(bound));
+            obj.insert("generation".into(), self.snap.generation.into());
+        }
+        *self.status.config_json.lock().unwrap_or_else(|e| e.into_inner()) = json;
+    }
+
+    fn shutdown(&mut self) {
+        self.status.draining.store(true, Ordering::Relaxed);
+        let grace = self.snap.config.instance.shutdown_grace.get();
+        for tx in &self.workers {
+            let _ = tx.send_blocking(WorkerMsg::Shutdown { grace });
+        }
+    }
+}
+
+fn service_index(config: &Config) -> HashMap<String, usize> {
+    config.services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect()
+}
+
+/// The shortest `resolve_interval` of any service (at least one second).
+fn resolve_interval(snap: &Snapshot) -> Duration {
+    snap.config
+        .services
+        .iter()
+        .map(|s| s.resolve_interval.get())
+        .min()
+        .unwrap_or(Duration::from_secs(30))
+        .max(Duration::from_secs(1))
+}
+
+fn file_stamp(source: &ConfigSource) -> Option<(SystemTime, u64)> {
+    match source {
+        ConfigSource::File(p) => std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))),
+        ConfigSource::Embedded => None,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// SIGHUP, SIGTERM and SIGINT become control messages.
+fn forward_signals(tx: Sender<ControlMsg>) -> Result<(), String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT]).map_err(|e| format!("signals: {e}"))?;
+    std::thread::Builder::new()
+        .name("aigw-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(ControlMsg::Signal(sig)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("signals: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! What one worker serves from: the shared snapshot plus this worker's own live objects built
+//! from it (service runtimes with their pools and health, plugin instances, consumers, chains).
+//!
+//! A new `WorkerState` is built when a snapshot arrives. Whatever did not change carries over
+//! from the previous state: a service with the same config and addresses keeps its `ServiceRt`
+//! (pools, health, balancer position); a rate-limit plugin with the same spec keeps its
+//! buckets. Requests in flight hold an `Rc` of the state they started with, so they finish on
+//! it; the old state is freed when the last of them ends.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::observe::access_log::AccessLog;
+use crate::plugin::{self, Chain, ConsumerTable, Plugin};
+use crate::snapshot::Snapshot;
+use crate::upstream::{health, ServiceRt};
+
+/// Key of a cached chain: (route index, domain index of the host).
+type ChainKey = (Option<usize>, Option<usize>);
+
+/// One worker's view of one snapshot.
+pub struct WorkerState {
+    pub snap: Arc<Snapshot>,
+    pub services: Vec<Rc<ServiceRt>>,
+    /// Instances by index of `snap.config.plugins`.
+    plugins: Vec<Rc<dyn Plugin>>,
+    pub consumers: Rc<ConsumerTable>,
+    chains: RefCell<HashMap<ChainKey, Rc<Chain>>>,
+    /// Route names as metric labels, by route index.
+    pub route_labels: Vec<Rc<str>>,
+    /// The label of requests that matched no route.
+    pub unmatched_label: Rc<str>,
+    /// Service names as metric labels, by service index.
+    pub service_labels: Vec<Rc<str>>,
+    pub access_log: Option<AccessLog>,
+    /// This worker's share of the instance's client connection cap.
+    pub connection_cap: usize,
+}
+
+impl WorkerState {
+    /// Builds the state for `snap`, carrying over what `prev` had that did not change.
+    pub fn build(
+        snap: Arc<Snapshot>,
+        prev: Option<&WorkerState>,
+        workers: usize,
+        access_log: Option<AccessLog>,
+    ) -> Result<WorkerState, String> {
+        let services = snap
+            .services
+            .iter()
+            .map(|spec| {
+                let old = prev.and_then(|p| p.services.iter().find(|s| s.name() == spec.config.name));
+                match old {
+                    Some(o) if o.spec == *spec => o.clone(),
+                    _ => {
+                        let rt = Rc::new(ServiceRt::new(spec, old.map(|o| o.as_ref())));
+                        health::spawn(&rt);
+                        rt
+                    }
+                }
+            })
+            .collect();
+        let consumers = Rc::new(ConsumerTable::new(&snap.config.consumers));
+        let mut plugins = Vec::with_capacity(snap.config.plugins.len());
+        for spec in &snap.config.plugins {
+            let kept = prev.and_then(|p| p.carried_plugin(spec));
+            plugins.push(match kept {
+                Some(p) => p,
+                None => plugin::build(spec, &consumers, workers)?,
+            });
+        }
+        let cap = snap.config.instance.instance_type.connection_target() as usize;
+        Ok(WorkerState {
+            route_labels: snap.router.routes.iter().map(|r| Rc::from(r.name.as_str())).collect(),
+            service_labels: snap.services.iter().map(|s| Rc::from(s.config.name.as_str())).collect(),
+            unmatched_label: Rc::from("unmatched"),
+            connection_cap: cap.div_ceil(workers.max(1)),
+            snap,
+            services,
+            plugins,
+            consumers,
+            chains: RefCell::new(HashMap::new()),
+            access_log,
+        })
+    }
+
+    /// A plugin instance worth keeping for `spec`: only stateful ones (rate-limit buckets);
+    /// the others are cheap to rebuild and may depend on the consumer table.
+    fn carried_plugin(&self, spec: &aigw_config::PluginSpec) -> Option<Rc<dyn Plugin>> {
+        if spec.name != "rate-limit" {
+            return None;
+        }
+        let i = self.snap.config.plugins.iter().position(|p| p == spec)?;
+        self.plugins.get(i).cloned()
+    }
+
+    /// The plugin chain for a route (or none) on a host of `domain` (or none), composed once
+    /// and cached for the life of this state.
+    pub fn chain(&self, route: Option<usize>, domain: Option<usize>) -> Rc<Chain> {
+        if let Some(c) = self.chains.borrow().get(&(route, domain)) {
+            return c.clone();
+        }
+        let config = &self.snap.config;
+        let route_name = route.map(|r| self.snap.router.routes[r].name.as_str());
+        let domain_name = domain.map(|d| config.domains[d].name.as_str());
+        let applicable = config
+            .plugins
+            .iter()
+            .zip(&self.plugins)
+            .filter_map(|(spec, inst)| {
+                let level = match &spec.scope {
+                    aigw_config::Scope::Global => 0,
+                    aigw_config::Scope::Domain(d) if Some(d.as_str()) == domain_name => 1,
+                    aigw_config::Scope::Route(r) if Some(r.as_str()) == route_name => 2,
+                    _ => return None,
+                };
+                Some((level, spec, inst.clone()))
+            })
+            .collect();
+        let chain = Rc::new(plugin::compose(applicable));
+        self.chains.borrow_mut().insert((route, domain), chain.clone());
+        chain
+    }
+}

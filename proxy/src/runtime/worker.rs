@@ -1,0 +1,228 @@
+//! One worker: a monoio runtime on its own core, its accept loops, and its message loop.
+//!
+//! The control thread talks to a worker only through [`WorkerMsg`]s: a new snapshot (with any
+//! listening sockets it needs), a request for its metrics, or shutdown. Everything else a
+//! worker touches is its own.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpListener;
+
+use super::signal::Signal;
+use super::state::WorkerState;
+use crate::observe::access_log::AccessLog;
+use crate::observe::metrics::{Dump, WorkerMetrics};
+use crate::snapshot::Snapshot;
+
+/// Messages from the control thread.
+pub enum WorkerMsg {
+    /// Serve every request that starts from now on with this snapshot. `listeners` holds this
+    /// worker's sockets for listeners it does not have yet (by name).
+    Update {
+        snap: Arc<Snapshot>,
+        listeners: Vec<(String, std::net::TcpListener)>,
+        access_log: Option<AccessLog>,
+    },
+    /// Reply with this worker's metrics.
+    Collect(async_channel::Sender<Dump>),
+    /// Stop accepting, finish in-flight requests within `grace`, then return.
+    Shutdown { grace: Duration },
+}
+
+/// An accept loop this worker runs, and how to stop it.
+struct ListenerHandle {
+    address: String,
+    stop: Signal,
+}
+
+/// A worker's shared-nothing world.
+pub struct Worker {
+    pub id: usize,
+    pub workers: usize,
+    /// `io_uring` or `legacy`.
+    pub driver: &'static str,
+    state: RefCell<Rc<WorkerState>>,
+    pub metrics: RefCell<WorkerMetrics>,
+    /// Fired on shutdown: idle connections close, busy ones close after their response.
+    pub drain: Signal,
+    /// Client connections open on this worker.
+    pub active: Cell<usize>,
+    /// Fired when `active` drops to zero during a drain.
+    all_closed: RefCell<Signal>,
+    listeners: RefCell<HashMap<String, ListenerHandle>>,
+}
+
+impl Worker {
+    /// The state requests starting now should use.
+    pub fn state(&self) -> Rc<WorkerState> {
+        self.state.borrow().clone()
+    }
+
+    /// A connection opened.
+    pub fn conn_opened(&self) {
+        self.active.set(self.active.get() + 1);
+    }
+
+    /// A connection closed.
+    pub fn conn_closed(&self) {
+        let n = self.active.get().saturating_sub(1);
+        self.active.set(n);
+        if n == 0 && self.drain.is_fired() {
+            self.all_closed.borrow().fire();
+        }
+    }
+}
+
+/// Runs a worker until shutdown. `first` is the initial snapshot message.
+pub async fn run(id: usize, workers: usize, driver: &'static str, rx: async_channel::Receiver<WorkerMsg>, first: WorkerMsg) {
+    let WorkerMsg::Update { snap, listeners, access_log } = first else {
+        crate::log::error(format_args!("worker {id}: first message was not a snapshot"));
+        return;
+    };
+    let state = match WorkerState::build(snap, None, workers, access_log) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::log::error(format_args!("worker {id}: {e}"));
+            return;
+        }
+    };
+    let worker = Rc::new(Worker {
+        id,
+        workers,
+        driver,
+        state: RefCell::new(Rc::new(state)),
+        metrics: RefCell::new(WorkerMetrics::default()),
+        drain: Signal::new(),
+        active: Cell::new(0),
+        all_closed: RefCell::new(Signal::new()),
+        listeners: RefCell::new(HashMap::new()),
+    });
+    start_listeners(&worker, listeners);
+    while let Ok(msg) = rx.recv().await {
+        match msg {
+            WorkerMsg::Update { snap, listeners, access_log } => apply_update(&worker, snap, listeners, access_log),
+            WorkerMsg::Collect(reply) => {
+                let dump = worker.metrics.borrow().dump(worker.id, worker.driver);
+                let _ = reply.send(dump).await;
+            }
+            WorkerMsg::Shutdown { grace } => {
+                shutdown(&worker, grace).await;
+                return;
+            }
+        }
+    }
+}
+
+fn apply_update(worker: &Rc<Worker>, snap: Arc<Snapshot>, listeners: Vec<(String, std::net::TcpListener)>, log: Option<AccessLog>) {
+    let generation = snap.generation;
+    let new = {
+        let old = worker.state.borrow();
+        WorkerState::build(snap, Some(&old), worker.workers, log)
+    };
+    match new {
+        Ok(state) => {
+            *worker.state.borrow_mut() = Rc::new(state);
+            stop_removed_listeners(worker);
+            start_listeners(worker, listeners);
+            crate::log::debug(format_args!("worker {}: serving generation {generation}", worker.id));
+        }
+        Err(e) => crate::log::error(format_args!("worker {}: generation {generation} not applied: {e}", worker.id)),
+    }
+}
+
+/// Stops accept loops whose listener is gone from the config or moved to another address.
+fn stop_removed_listeners(worker: &Rc<Worker>) {
+    let state = worker.state();
+    let mut handles = worker.listeners.borrow_mut();
+    handles.retain(|name, h| {
+        let keep = state.snap.config.listeners.iter().any(|l| &l.name == name && l.address == h.address);
+        if !keep {
+            h.stop.fire();
+        }
+        keep
+    });
+}
+
+fn start_listeners(worker: &Rc<Worker>, sockets: Vec<(String, std::net::TcpListener)>) {
+    let state = worker.state();
+    for (name, socket) in sockets {
+        let Some(cfg) = state.snap.config.listeners.iter().find(|l| l.name == name) else { continue };
+        let listener = match TcpListener::from_std(socket) {
+            Ok(l) => l,
+            Err(e) => {
+                crate::log::error(format_args!("worker {}: listener `{name}`: {e}", worker.id));
+                continue;
+            }
+        };
+        let stop = Signal::new();
+        if let Some(old) = worker.listeners.borrow_mut().insert(name.clone(), ListenerHandle { address: cfg.address.clone(), stop: stop.clone() }) {
+            old.stop.fire();
+        }
+        monoio::spawn(accept_loop(worker.clone(), Rc::from(name.as_str()), listener, stop));
+    }
+}
+
+async fn accept_loop(worker: Rc<Worker>, name: Rc<str>, listener: TcpListener, stop: Signal) {
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = stop.wait() => return,
+            _ = worker.drain.wait() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                crate::log::warn(format_args!("listener `{name}`: accept failed: {e}"));
+                monoio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let cap = worker.state().connection_cap;
+        if worker.active.get() >= cap {
+            worker.metrics.borrow_mut().listener(&name).refused_cap += 1;
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        worker.conn_opened();
+        {
+            let mut m = worker.metrics.borrow_mut();
+            let l = m.listener(&name);
+            l.accepted += 1;
+            l.active += 1;
+        }
+        let w = worker.clone();
+        let n = name.clone();
+        monoio::spawn(async move {
+            crate::server::serve(stream, peer, n.clone(), w.clone()).await;
+            w.metrics.borrow_mut().listener(&n).active -= 1;
+            w.conn_closed();
+        });
+    }
+}
+
+async fn shutdown(worker: &Rc<Worker>, grace: Duration) {
+    worker.drain.fire();
+    for h in worker.listeners.borrow_mut().drain() {
+        h.1.stop.fire();
+    }
+    if worker.active.get() == 0 {
+        return;
+    }
+    let all_closed = worker.all_closed.borrow().clone();
+    let deadline = Instant::now() + grace;
+    monoio::select! {
+        _ = all_closed.wait() => {}
+        _ = monoio::time::sleep_until(deadline.into()) => {
+            crate::log::warn(format_args!(
+                "worker {}: grace period over with {} connections still open; closing them",
+                worker.id, worker.active.get()
+            ));
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! One request from head to log line: read the head, route, run the request phases, answer
+//! locally or forward, then the log phase, metrics and the access log.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use aigw_config::Listener;
+use bytes::Bytes;
+
+use super::body::BodyIn;
+use super::forward::{forward, Job};
+use super::respond::encode_local;
+use super::Next;
+use crate::error::{to_response, LocalResponse, ProxyError};
+use crate::http::head::{parse_request, HeadError, HeadLimits};
+use crate::http::io::{BufConn, Filled, Transport};
+use crate::http::{Framing, ParsedRequest};
+use crate::observe::metrics::method_label;
+use crate::plugin::{Chain, RequestCtx, RequestOutcome};
+use crate::runtime::state::WorkerState;
+use crate::runtime::worker::Worker;
+
+/// Largest body drained (read and dropped) to keep a connection alive after a local answer.
+const MAX_DRAIN: u64 = 64 * 1024;
+
+/// Why no request head was read.
+enum NoHead {
+    /// The client closed, or stayed silent: close without a word.
+    Closed,
+    /// Send this status, then close.
+    Refuse(HeadError),
+}
+
+/// Serves one request on `conn`. The caller has seen at least one byte of it buffered.
+pub(super) async fn run<S: Transport>(conn: &mut BufConn<S>, peer: SocketAddr, worker: &Worker, state: &Rc<WorkerState>, listener: &Listener) -> Next {
+    let limits = HeadLimits { max_header_bytes: listener.limits.max_header_bytes, max_uri_bytes: listener.limits.max_uri_bytes };
+    let mut req = match read_head(conn, limits, listener.timeouts.header_read.get()).await {
+        Ok(r) => r,
+        Err(NoHead::Closed) => return Next::Close,
+        Err(NoHead::Refuse(e)) => {
+            let id = new_request_id();
+            let resp = LocalResponse::json_error(e.status, "bad_request", e.reason, &id);
+            let mut out = Vec::with_capacity(256);
+            encode_local(&mut out, &resp, &[], true, false);
+            let _ = conn.send_vec(out).await;
+            worker.metrics.borrow_mut().request(&state.unmatched_label, "OTHER", e.status, Duration::ZERO);
+            return Next::Close;
+        }
+    };
+    let mut ctx = RequestCtx::new(request_id(&req), peer.ip(), "http");
+    let router = &state.snap.router;
+    let route = router.find(&req.head.host, &req.head.method, req.head.path(), &req.head.headers).map(|m| m.route);
+    let domain = router.domains_of(&req.head.host).next();
+    let chain = state.chain(route, domain);
+    ctx.route = route.map(|i| state.route_labels[i].clone());
+    let (status, next) = handle(conn, &mut req, &mut ctx, &chain, route, state, worker, listener).await;
+    chain.log(&ctx, status);
+    let label = ctx.route.clone().unwrap_or_else(|| state.unmatched_label.clone());
+    let took = ctx.started.elapsed();
+    worker.metrics.borrow_mut().request(&label, method_label(&req.head.method), status, took);
+    if let Some(log) = &state.access_log {
+        if !log.send(access_line(&ctx, &req, &label, status, took)) {
+            worker.metrics.borrow_mut().access_log_dropped += 1;
+        }
+    }
+    next
+}
+
+/// Reads and parses a request head within `timeout` (slowloris guard: the whole head must
+/// arrive in time, however slowly it trickles).
+async fn read_head<S: Transport>(conn: &mut BufConn<S>, limits: HeadLimits, timeout: Duration) -> Result<ParsedRequest, NoHead> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match parse_request(conn.buffered(), limits) {
+            Ok(Some((req, n))) => {
+                conn.consume(n);
+                return Ok(req);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(NoHead::Refuse(e)),
+        }
+        match conn.fill_until(limits.max_header_bytes + 4096, deadline, None).await {
+            Ok(Filled::Bytes(0)) | Err(_) | Ok(Filled::Interrupted) => return Err(NoHead::Closed),
+            Ok(Filled::Bytes(_)) => {}
+            Ok(Filled::TimedOut) => {
+                return Err(NoHead::Refuse(HeadError { status: 408, reason: "the request head did not arrive in time" }))
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle<S: Transport>(
+    conn: &mut BufConn<S>,
+    req: &mut ParsedRequest,
+    ctx: &mut RequestCtx,
+    chain: &Chain,
+    route: Option<usize>,
+    state: &WorkerState,
+    worker: &Worker,
+    listener: &Listener,
+) -> (u16, Next) {
+    let need_body = match chain.request_headers(ctx, &mut req.head) {
+        RequestOutcome::Respond(r) => return respond_local(conn, req, ctx, chain, r, true).await,
+        RequestOutcome::Continue { need_body } => need_body,
+    };
+    let Some(ri) = route else {
+        let msg = format!("no route matches {} {}", req.head.method_str(), String::from_utf8_lossy(req.head.path()));
+        let r = ctx.error(404, "route_not_found", &msg);
+        return respond_local(conn, req, ctx, chain, r, true).await;
+    };
+    let route = &state.snap.router.routes[ri];
+    let max_body = route.max_body_bytes.unwrap_or(listener.limits.max_body_bytes);
+    if let Framing::Length(n) = req.framing {
+        if n > max_body {
+            let r = ctx.error(413, "body_too_large", &format!("request body of {n} bytes is larger than the limit of {max_body} bytes"));
+            return respond_local(conn, req, ctx, chain, r, false).await;
+        }
+    }
+    if let Some(uri) = route.rewrite(&req.head.uri) {
+        req.head.uri = Bytes::from(uri);
+    }
+    let mut buffered = None;
+    if let Some(limit) = need_body {
+        let limit = (limit as u64).min(max_body);
+        if req.expect_continue && req.framing.has_body() {
+            let (r, _) = conn.send_vec(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
+            if r.is_err() {
+                return (499, Next::Close);
+            }
+        }
+        let mut body = BodyIn::new(req.framing, limit, listener.limits.max_header_bytes);
+        let mut data = match body.read_all(conn, listener.timeouts.body_read.get()).await {
+            Ok(d) => d,
+            Err(e) => return respond_error(conn, req, ctx, chain, e).await,
+        };
+        req.framing = Framing::Empty;
+        if let Some(r) = chain.request_body(ctx, &mut req.head, &mut data) {
+            return respond_local(conn, req, ctx, chain, r, true).await;
+        }
+        buffered = Some(data);
+    }
+    let had_body = req.framing.has_body();
+    let job = Job { req, chain, state, worker, route, listener, max_body, buffered };
+    match forward(conn, ctx, job).await {
+        Ok(done) => done,
+        Err(e) if e.status == 499 => (499, Next::Close),
+        Err(e) => {
+            // The body may be partly read: the connection cannot be trusted for another request.
+            if had_body {
+                req.keep_alive = false;
+            }
+            respond_error(conn, req, ctx, chain, e).await
+        }
+    }
+}
+
+async fn respond_error<S: Transport>(conn: &mut BufConn<S>, req: &mut ParsedRequest, ctx: &mut RequestCtx, chain: &Chain, e: ProxyError) -> (u16, Next) {
+    crate::log::debug(format_args!("request {}: {} {}", ctx.request_id, e.status, e.message));
+    if e.source == crate::error::Source::Downstream {
+        req.keep_alive = false;
+    }
+    let r = to_response(&e, &ctx.request_id);
+    respond_local(conn, req, ctx, chain, r, false).await
+}
+
+/// Sends a locally made response (after the response-header phase, so CORS and header
+/// plugins apply to errors too). `body_unread`: the request body was never touched, so it can
+/// be drained to keep the connection.
+async fn respond_local<S: Transport>(
+    conn: &mut BufConn<S>,
+    req: &mut ParsedRequest,
+    ctx: &mut RequestCtx,
+    chain: &Chain,
+    mut resp: LocalResponse,
+    body_unread: bool,
+) -> (u16, Next) {
+    if let Some(replacement) = chain.response_headers(ctx, &req.head, &mut resp.head) {
+        resp = replacement;
+    }
+    let mut keep = req.keep_alive;
+    if keep && req.framing.has_body() {
+        keep = body_unread && !req.expect_continue && drain_body(conn, req.framing).await;
+    }
+    let mut out = Vec::with_capacity(256 + resp.body.len());
+    encode_local(&mut out, &resp, &[], !keep, req.head.method_is("HEAD"));
+    let (r, _) = conn.send_vec(out).await;
+    let status = resp.head.status;
+    if r.is_err() || !keep {
+        return (status, Next::Close);
+    }
+    (status, Next::KeepAlive)
+}
+
+/// Reads and drops a small request body so the connection can serve the next request.
+async fn drain_body<S: Transport>(conn: &mut BufConn<S>, framing: Framing) -> bool {
+    if let Framing::Length(n) = framing {
+        if n > MAX_DRAIN {
+            return false;
+        }
+    }
+    let mut body = BodyIn::new(framing, MAX_DRAIN, 8 * 1024);
+    let mut sink = Vec::new();
+    while !body.is_done() {
+        sink.clear();
+        if body.take_buffered(conn, &mut sink).is_err() {
+            return false;
+        }
+        if !body.is_done() && conn.buffered().is_empty() && body.read_more(conn, Duration::from_secs(5)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The client's X-Request-Id if it is a sane token (1 to 128 visible ASCII bytes), else a
+/// new one.
+fn request_id(req: &ParsedRequest) -> String {
+    match req.head.headers.get("x-request-id") {
+        Some(v) if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic()) => {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => new_request_id(),
+    }
+}
+
+/// 128 random bits as 32 lower-case hex digits.
+pub fn new_request_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+fn access_line(ctx: &RequestCtx, req: &ParsedRequest, route: &str, status: u16, took: Duration) -> String {
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    serde_json::json!({
+        "time": time.as_secs_f64(),
+        "request_id": ctx.request_id,
+        "client": ctx.client_ip.to_string(),
+        "method": req.head.method_str(),
+        "path": String::from_utf8_lossy(req.head.path()),
+        "host": String::from_utf8_lossy(&req.head.host),
+        "route": route,
+        "consumer": ctx.consumer.as_deref(),
+        "status": status,
+        "duration_ms": took.as_secs_f64() * 1000.0,
+    })
+    .to_string()
+}

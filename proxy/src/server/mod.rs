@@ -1,0 +1,88 @@
+//! Serving client connections: the keep-alive loop around one exchange per request.
+//!
+//! A connection waits for its next request in two steps. First a read with a buffer lent to
+//! the kernel, for up to `HOT_WAIT` (a busy client's next request is usually already on its
+//! way, and this costs one operation). After that it gives the buffer back and waits by
+//! readiness alone, so an idle keep-alive connection holds almost no memory.
+
+mod body;
+mod exchange;
+mod forward;
+pub mod respond;
+mod tunnel;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+
+use crate::http::io::{BufConn, Filled, Transport};
+use crate::runtime::signal::Signal;
+use crate::runtime::worker::Worker;
+use crate::upstream::pool::UpstreamConn;
+
+pub use exchange::new_request_id;
+
+/// How long a keep-alive connection waits for its next request holding a read buffer.
+const HOT_WAIT: Duration = Duration::from_secs(2);
+
+/// What to do with the connection after an exchange.
+pub enum Next {
+    KeepAlive,
+    Close,
+    /// The upstream agreed to switch protocols: tunnel bytes from now on.
+    Upgrade(Box<BufConn<UpstreamConn>>),
+}
+
+/// Serves a client connection until it closes, idles out, or the worker drains.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worker: Rc<Worker>) {
+    let mut conn = BufConn::new(stream);
+    let (mut seen_in, mut seen_out) = (0u64, 0u64);
+    loop {
+        let state = worker.state();
+        let Some(cfg) = state.snap.config.listeners.iter().find(|l| *l.name == *listener) else { break };
+        if conn.buffered().is_empty() && !wait_for_request(&mut conn, cfg.timeouts.idle.get(), &worker.drain).await {
+            break;
+        }
+        let next = Box::pin(exchange::run(&mut conn, peer, &worker, &state, cfg)).await;
+        {
+            let mut m = worker.metrics.borrow_mut();
+            let l = m.listener(&listener);
+            l.bytes_in += conn.bytes_read - seen_in;
+            l.bytes_out += conn.bytes_written - seen_out;
+        }
+        seen_in = conn.bytes_read;
+        seen_out = conn.bytes_written;
+        match next {
+            Next::KeepAlive if !worker.drain.is_fired() => {}
+            Next::KeepAlive | Next::Close => break,
+            Next::Upgrade(upstream) => {
+                drop(state);
+                tunnel::run(conn, *upstream).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Waits until the next request's first bytes are buffered. `false`: close the connection
+/// (the client closed, idled out, or the worker is draining).
+async fn wait_for_request<S: Transport>(conn: &mut BufConn<S>, idle: Duration, drain: &Signal) -> bool {
+    let idle_deadline = Instant::now() + idle;
+    loop {
+        let hot_deadline = (Instant::now() + HOT_WAIT).min(idle_deadline);
+        match conn.fill_until(64 * 1024, hot_deadline, Some(drain)).await {
+            Ok(Filled::Bytes(n)) => return n > 0,
+            Ok(Filled::Interrupted) | Err(_) => return false,
+            Ok(Filled::TimedOut) if Instant::now() >= idle_deadline => return false,
+            Ok(Filled::TimedOut) => {}
+        }
+        conn.release_buffer_if_empty();
+        monoio::select! {
+            r = conn.io.readable() => if r.is_err() { return false },
+            _ = monoio::time::sleep_until(idle_deadline.into()) => return false,
+            _ = drain.wait() => return false,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Upstreams, per worker: each service's backends with their keep-alive pools, health and
+//! load balancing.
+//!
+//! Everything here is worker-local (`Rc`, `Cell`): a worker's view of a backend's health is
+//! its own, learned from its own traffic and its own probes, so nothing is shared or locked.
+
+pub mod balance;
+pub mod health;
+pub mod pool;
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::snapshot::{Backend, ServiceSpec};
+
+pub use pool::PooledConn;
+
+/// One backend address, as this worker sees it.
+pub struct BackendRt {
+    pub addr: SocketAddr,
+    pub weight: u32,
+    /// The configured `host:port` it was resolved from.
+    pub endpoint: String,
+    /// Requests in flight from this worker (least-request balancing).
+    pub in_flight: Cell<u32>,
+    /// Consecutive failures seen on real traffic (passive health).
+    pub failures: Cell<u32>,
+    /// Passive ejection: out of rotation until this time.
+    pub ejected_until: Cell<Option<Instant>>,
+    /// Active health: false once probes failed `unhealthy_threshold` times in a row.
+    pub probe_healthy: Cell<bool>,
+    /// Consecutive probe results in the current direction (see `health`).
+    pub probe_streak: Cell<u32>,
+    /// Idle keep-alive connections, most recently used last.
+    pub idle: RefCell<Vec<PooledConn>>,
+    /// Connections open to this backend (busy and idle).
+    pub open: Cell<usize>,
+    /// Smooth weighted round-robin state.
+    pub current_weight: Cell<i64>,
+}
+
+impl BackendRt {
+    fn new(b: &Backend) -> BackendRt {
+        BackendRt {
+            addr: b.addr,
+            weight: b.weight.max(1),
+            endpoint: b.endpoint.clone(),
+            in_flight: Cell::new(0),
+            failures: Cell::new(0),
+            ejected_until: Cell::new(None),
+            probe_healthy: Cell::new(true),
+            probe_streak: Cell::new(0),
+            idle: RefCell::new(Vec::new()),
+            open: Cell::new(0),
+            current_weight: Cell::new(0),
+        }
+    }
+
+    /// In rotation: not ejected and not failing its probes.
+    pub fn is_healthy(&self, now: Instant) -> bool {
+        self.probe_healthy.get() && self.ejected_until.get().is_none_or(|t| now >= t)
+    }
+
+    /// Records a request that reached this backend and got a response head.
+    pub fn record_success(&self) {
+        self.failures.set(0);
+        self.ejected_until.set(None);
+    }
+
+    /// Records a connect or transport failure; ejects after `threshold` in a row.
+    pub fn record_failure(&self, threshold: u32, ejection: std::time::Duration, now: Instant) {
+        let n = self.failures.get() + 1;
+        self.failures.set(n);
+        if threshold > 0 && n >= threshold {
+            self.ejected_until.set(Some(now + ejection));
+            self.failures.set(0);
+            crate::log::warn(format_args!("upstream {} ejected for {:?} after {n} failures", self.addr, ejection));
+        }
+    }
+}
+
+/// A service as this worker runs it.
+pub struct ServiceRt {
+    pub spec: ServiceSpec,
+    pub backends: Vec<Rc<BackendRt>>,
+    /// Round-robin cursor.
+    pub cursor: Cell<usize>,
+}
+
+impl ServiceRt {
+    /// A fresh runtime for a service. Backends that `previous` also had keep their pools and
+    /// health state, so a reload or re-resolution that leaves them in place changes nothing.
+    pub fn new(spec: &ServiceSpec, previous: Option<&ServiceRt>) -> ServiceRt {
+        let backends = spec
+            .backends
+            .iter()
+            .map(|b| {
+                previous
+                    .and_then(|p| p.backends.iter().find(|o| o.addr == b.addr && o.weight == b.weight))
+                    .cloned()
+                    .unwrap_or_else(|| Rc::new(BackendRt::new(b)))
+            })
+            .collect();
+        ServiceRt { spec: spec.clone(), backends, cursor: Cell::new(0) }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.config.name
+    }
+}
