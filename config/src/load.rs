@@ -99,6 +99,7 @@ pub fn load_str_with_env(
             if issues.is_empty() || !issue.message.starts_with("duplicate field") {
                 issues.push(issue);
             }
+            sort_issues(&mut issues);
             return Err(fail(issues));
         }
     };
@@ -114,7 +115,8 @@ pub fn load_str_with_env(
 }
 
 /// Validates a config built in code (e.g. by the admin resource API) as [`load_str`] would after
-/// parsing. Issues carry key paths but no lines.
+/// parsing, and returns it normalized. Issues carry key paths but no lines. A plugin entry with
+/// a typed `config` and no `config_raw` is checked from its typed settings.
 pub fn validate_config(config: Config, source_name: &str) -> Result<Config, ConfigError> {
     validate::validate(config, None).map_err(|issues| ConfigError {
         source_name: source_name.to_string(),

@@ -90,13 +90,8 @@ impl Ctx<'_> {
     }
 }
 
-/// Checks that each name of a section is non-empty, well formed and unique; returns the set.
-fn check_names<'a>(
-    cx: &mut Ctx,
-    section: &str,
-    kind: &str,
-    names: impl Iterator<Item = &'a str>,
-) -> HashSet<&'a str> {
+/// Checks that each name of a section is non-empty, well formed and unique.
+fn check_names<'a>(cx: &mut Ctx, section: &str, kind: &str, names: impl Iterator<Item = &'a str>) {
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, name) in names.enumerate() {
         let path = format!("{section}[{i}].name");
@@ -120,7 +115,6 @@ fn check_names<'a>(
             first.insert(name, i);
         }
     }
-    first.into_keys().collect()
 }
 
 /// `(defined: a, b, c)` for an unknown-reference message, shortened past eight names.

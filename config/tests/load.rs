@@ -444,3 +444,95 @@ plugins:
     };
     assert_eq!(typed(&again), typed(&c));
 }
+
+/// The fenced blocks of docs/config.md, in order: (language, body, text since the previous block).
+fn doc_blocks() -> Vec<(String, String, String)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md"))
+        .expect("docs/config.md is readable");
+    let mut blocks = Vec::new();
+    let mut rest = doc.as_str();
+    while let Some(start) = rest.find("```") {
+        let before = rest[..start].to_string();
+        let after = &rest[start + 3..];
+        let (lang, body) = after.split_once('\n').expect("a fence line");
+        let end = body.find("```").expect("closed block");
+        blocks.push((lang.to_string(), body[..end].to_string(), before));
+        rest = &body[end + 3..];
+    }
+    blocks
+}
+
+#[test]
+fn the_examples_in_docs_config_md_load_or_fail_as_shown() {
+    let blocks = doc_blocks();
+    let env = |name: &str| match name {
+        "TEAM_A_KEY" => Some("sk-a".to_string()),
+        "OPS_PASSWORD" => Some("pw".to_string()),
+        _ => None,
+    };
+    let yaml: Vec<&String> = blocks
+        .iter()
+        .filter(|b| b.0 == "yaml")
+        .map(|b| &b.1)
+        .collect();
+    assert!(yaml.len() >= 5, "found {} yaml blocks", yaml.len());
+    // The smallest file is the required example; the default is DEFAULT_CONFIG.
+    assert_eq!(yaml[0].as_str(), EXAMPLE);
+    assert!(
+        DEFAULT_CONFIG.ends_with(yaml[1].as_str()),
+        "docs show DEFAULT_CONFIG:\n{}",
+        yaml[1]
+    );
+    for (i, (lang, body, _)) in blocks.iter().enumerate() {
+        if lang != "yaml" {
+            continue;
+        }
+        let result = load_str_with_env(body, "aigw.yaml", &env);
+        match blocks.get(i + 1) {
+            Some((next_lang, shown, between))
+                if next_lang.is_empty() && between.contains("aigw says:") =>
+            {
+                let e = result.expect_err("the docs show this file failing");
+                assert_eq!(e.to_string(), shown.trim_end());
+            }
+            _ => {
+                if let Err(e) = result {
+                    panic!("{e}\n{body}");
+                }
+            }
+        }
+    }
+    let full = load_str_with_env(yaml.last().unwrap(), "docs full example", &env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(full.plugins.len(), 6);
+    assert_eq!(full.routes[0].matcher.methods, ["POST"]);
+}
+
+#[test]
+fn validate_config_accepts_typed_plugin_settings_built_in_code() {
+    use aigw_config::plugins::{PluginConfig, RateLimit};
+    let mut c = ok(EXAMPLE);
+    let mut limit: RateLimit =
+        serde_json::from_value(serde_json::json!({ "requests": 5 })).unwrap();
+    c.plugins.push(PluginSpec {
+        name: "rate-limit".into(),
+        scope: Scope::Route("all".into()),
+        config: Some(PluginConfig::RateLimit(limit.clone())),
+        config_raw: None,
+    });
+    let checked = validate_config(c.clone(), "code").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        checked.plugins[0].config,
+        Some(PluginConfig::RateLimit(limit.clone()))
+    );
+    // Validating a validated config changes nothing.
+    assert_eq!(validate_config(checked.clone(), "again").unwrap(), checked);
+
+    limit.requests = 0;
+    c.plugins[0].config = Some(PluginConfig::RateLimit(limit));
+    let e = validate_config(c, "code").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "code: plugins[0].config.requests: requests must be at least 1"
+    );
+}

@@ -47,9 +47,12 @@ pub(super) fn check(cx: &mut Ctx, config: &mut Config) {
         } else {
             seen.insert((spec.name.clone(), spec.scope.clone()), i);
         }
-        let raw = match spec.config_raw.clone() {
-            None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
-            Some(v) => v,
+        let raw = match (&spec.config_raw, &spec.config) {
+            (Some(v), _) if !v.is_null() => v.clone(),
+            // Built in code with typed settings only: check those (they serialize to the same
+            // keys the file would use).
+            (_, Some(typed)) => serde_json::to_value(typed).unwrap_or_default(),
+            _ => serde_json::Value::Object(Default::default()),
         };
         let cp = format!("{p}.config");
         let typed =
