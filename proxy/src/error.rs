@@ -35,8 +35,19 @@ pub struct ProxyError {
 }
 
 impl ProxyError {
-    pub fn new(source: Source, status: u16, code: &'static str, message: impl Into<String>) -> ProxyError {
-        ProxyError { source, status, code, message: message.into(), retry_safe: false }
+    pub fn new(
+        source: Source,
+        status: u16,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ProxyError {
+        ProxyError {
+            source,
+            status,
+            code,
+            message: message.into(),
+            retry_safe: false,
+        }
     }
 
     pub fn downstream(status: u16, code: &'static str, message: impl Into<String>) -> ProxyError {
@@ -96,13 +107,18 @@ impl LocalResponse {
 
     pub fn json(status: u16, body: Bytes) -> LocalResponse {
         let mut head = ResponseHead::new(status);
-        head.headers.0.push(Header::new("content-type", "application/json"));
+        head.headers
+            .0
+            .push(Header::new("content-type", "application/json"));
         LocalResponse { head, body }
     }
 
     /// An empty-bodied response (e.g. a CORS preflight answer).
     pub fn empty(status: u16) -> LocalResponse {
-        LocalResponse { head: ResponseHead::new(status), body: Bytes::new() }
+        LocalResponse {
+            head: ResponseHead::new(status),
+            body: Bytes::new(),
+        }
     }
 }
 

@@ -36,7 +36,10 @@ pub fn init_from_env() {
         "" | "info" => Level::Info,
         "debug" | "trace" => Level::Debug,
         other => {
-            write_line(Level::Warn, format_args!("AIGW_LOG={other} is not a level (error|warn|info|debug); using info"));
+            write_line(
+                Level::Warn,
+                format_args!("AIGW_LOG={other} is not a level (error|warn|info|debug); using info"),
+            );
             Level::Info
         }
     };
@@ -48,8 +51,16 @@ pub fn enabled(level: Level) -> bool {
 }
 
 fn write_line(level: Level, args: Arguments<'_>) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let line = format!("{}.{:03} {} {}\n", now.as_secs(), now.subsec_millis(), level.as_str(), args);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let line = format!(
+        "{}.{:03} {} {}\n",
+        now.as_secs(),
+        now.subsec_millis(),
+        level.as_str(),
+        args
+    );
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 

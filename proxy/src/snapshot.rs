@@ -52,12 +52,24 @@ impl Snapshot {
         let services: Vec<ServiceSpec> = config
             .services
             .iter()
-            .map(|s| ServiceSpec { config: s.clone(), backends: resolve_service(s, resolve) })
+            .map(|s| ServiceSpec {
+                config: s.clone(),
+                backends: resolve_service(s, resolve),
+            })
             .collect();
-        let index: HashMap<String, usize> =
-            config.services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+        let index: HashMap<String, usize> = config
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
         let router = Router::build(&config, &index)?;
-        Ok(Snapshot { generation, config, router, services })
+        Ok(Snapshot {
+            generation,
+            config,
+            router,
+            services,
+        })
     }
 
     /// The same config with endpoint names resolved again; `None` when nothing changed.
@@ -65,7 +77,10 @@ impl Snapshot {
         let fresh: Vec<ServiceSpec> = self
             .services
             .iter()
-            .map(|s| ServiceSpec { config: s.config.clone(), backends: resolve_service(&s.config, resolve) })
+            .map(|s| ServiceSpec {
+                config: s.config.clone(),
+                backends: resolve_service(&s.config, resolve),
+            })
             .collect();
         (fresh != self.services).then_some(fresh)
     }
@@ -77,7 +92,11 @@ fn resolve_service(service: &aigw_config::Service, resolve: &Resolver) -> Vec<Ba
         match resolve(&ep.address) {
             Ok(addrs) => {
                 for addr in addrs {
-                    let b = Backend { addr, weight: ep.weight, endpoint: ep.address.clone() };
+                    let b = Backend {
+                        addr,
+                        weight: ep.weight,
+                        endpoint: ep.address.clone(),
+                    };
                     if !out.contains(&b) {
                         out.push(b);
                     }

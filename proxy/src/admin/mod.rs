@@ -46,7 +46,11 @@ pub fn start(
     let (addr, mut socks) = crate::runtime::listen::bind_group(address, 1)
         .map_err(|e| format!("admin: cannot listen on {address}: {e}"))?;
     let socket = socks.remove(0);
-    let admin = Admin { workers, control, status };
+    let admin = Admin {
+        workers,
+        control,
+        status,
+    };
     std::thread::Builder::new()
         .name("aigw-admin".into())
         .spawn(move || {
@@ -80,15 +84,20 @@ async fn serve(socket: std::net::TcpListener, admin: Admin) {
 
 async fn connection(stream: TcpStream, admin: Rc<Admin>) {
     let mut conn = BufConn::new(stream);
-    let limits = HeadLimits { max_header_bytes: 64 * 1024, max_uri_bytes: 8 * 1024 };
+    let limits = HeadLimits {
+        max_header_bytes: 64 * 1024,
+        max_uri_bytes: 8 * 1024,
+    };
     loop {
         let parsed = loop {
             match parse_request(conn.buffered(), limits) {
                 Ok(Some(p)) => break Ok(p),
-                Ok(None) => match monoio::time::timeout(Duration::from_secs(30), conn.fill(1 << 20)).await {
-                    Ok(Ok(n)) if n > 0 => {}
-                    _ => return,
-                },
+                Ok(None) => {
+                    match monoio::time::timeout(Duration::from_secs(30), conn.fill(1 << 20)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return,
+                    }
+                }
                 Err(e) => break Err(e),
             }
         };
@@ -97,13 +106,27 @@ async fn connection(stream: TcpStream, admin: Rc<Admin>) {
                 conn.consume(n);
                 // Admin requests carry no body we use; refuse ones that send one.
                 if req.framing.has_body() {
-                    (LocalResponse::json_error(400, "body_not_allowed", "admin endpoints take no body", ""), false)
+                    (
+                        LocalResponse::json_error(
+                            400,
+                            "body_not_allowed",
+                            "admin endpoints take no body",
+                            "",
+                        ),
+                        false,
+                    )
                 } else {
                     let path = String::from_utf8_lossy(req.head.path()).into_owned();
-                    (handle(&admin, req.head.method_str(), &path).await, req.keep_alive)
+                    (
+                        handle(&admin, req.head.method_str(), &path).await,
+                        req.keep_alive,
+                    )
                 }
             }
-            Err(e) => (LocalResponse::json_error(e.status, "bad_request", e.reason, ""), false),
+            Err(e) => (
+                LocalResponse::json_error(e.status, "bad_request", e.reason, ""),
+                false,
+            ),
         };
         let mut out = Vec::with_capacity(256 + resp.body.len());
         encode_local(&mut out, &resp, &[], !keep, false);
@@ -117,12 +140,22 @@ async fn connection(stream: TcpStream, admin: Rc<Admin>) {
 async fn handle(admin: &Admin, method: &str, path: &str) -> LocalResponse {
     match (method, path) {
         ("GET" | "HEAD", "/healthz") => text(200, "ok\n"),
-        ("GET" | "HEAD", "/readyz") if admin.status.draining.load(Ordering::Relaxed) => text(503, "draining\n"),
+        ("GET" | "HEAD", "/readyz") if admin.status.draining.load(Ordering::Relaxed) => {
+            text(503, "draining\n")
+        }
         ("GET" | "HEAD", "/readyz") => text(200, "ready\n"),
         ("GET" | "HEAD", "/metrics") => metrics(admin).await,
         ("GET" | "HEAD", "/config") => {
-            let json = admin.status.config_json.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            LocalResponse::json(200, Bytes::from(serde_json::to_vec_pretty(&json).unwrap_or_default()))
+            let json = admin
+                .status
+                .config_json
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            LocalResponse::json(
+                200,
+                Bytes::from(serde_json::to_vec_pretty(&json).unwrap_or_default()),
+            )
         }
         ("POST", "/reload") => reload(admin).await,
         (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/reload") => {
@@ -134,7 +167,9 @@ async fn handle(admin: &Admin, method: &str, path: &str) -> LocalResponse {
 
 fn text(status: u16, body: &'static str) -> LocalResponse {
     let mut r = LocalResponse::empty(status);
-    r.head.headers.append("content-type", "text/plain; charset=utf-8");
+    r.head
+        .headers
+        .append("content-type", "text/plain; charset=utf-8");
     r.body = Bytes::from_static(body.as_bytes());
     r
 }
@@ -142,7 +177,12 @@ fn text(status: u16, body: &'static str) -> LocalResponse {
 async fn reload(admin: &Admin) -> LocalResponse {
     let (tx, rx) = async_channel::bounded(1);
     if admin.control.send(ControlMsg::Reload(tx)).is_err() {
-        return LocalResponse::json_error(503, "shutting_down", "the control thread has stopped", "");
+        return LocalResponse::json_error(
+            503,
+            "shutting_down",
+            "the control thread has stopped",
+            "",
+        );
     }
     match monoio::time::timeout(Duration::from_secs(60), rx.recv()).await {
         Ok(Ok(Ok(generation))) => {
@@ -175,16 +215,30 @@ async fn metrics(admin: &Admin) -> LocalResponse {
         }
     }
     let s = &admin.status;
-    total.counter("aigw_config_reloads_total", &[("result", "ok")], s.reloads_ok.load(Ordering::Relaxed) as f64);
-    total.counter("aigw_config_reloads_total", &[("result", "failed")], s.reloads_failed.load(Ordering::Relaxed) as f64);
-    total.gauge("aigw_config_generation", &[], s.generation.load(Ordering::Relaxed) as f64);
+    total.counter(
+        "aigw_config_reloads_total",
+        &[("result", "ok")],
+        s.reloads_ok.load(Ordering::Relaxed) as f64,
+    );
+    total.counter(
+        "aigw_config_reloads_total",
+        &[("result", "failed")],
+        s.reloads_failed.load(Ordering::Relaxed) as f64,
+    );
+    total.gauge(
+        "aigw_config_generation",
+        &[],
+        s.generation.load(Ordering::Relaxed) as f64,
+    );
     total.gauge(
         "aigw_config_last_reload_success_timestamp_seconds",
         &[],
         s.last_reload_unix.load(Ordering::Relaxed) as f64,
     );
     let mut r = LocalResponse::empty(200);
-    r.head.headers.append("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    r.head
+        .headers
+        .append("content-type", "text/plain; version=0.0.4; charset=utf-8");
     r.body = Bytes::from(total.render());
     r
 }

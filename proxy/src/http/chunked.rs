@@ -41,12 +41,18 @@ pub struct ChunkedDecoder {
 }
 
 fn bad(reason: &'static str) -> HeadError {
-    HeadError { status: 400, reason }
+    HeadError {
+        status: 400,
+        reason,
+    }
 }
 
 impl ChunkedDecoder {
     pub fn new(max_trailer_bytes: usize) -> ChunkedDecoder {
-        ChunkedDecoder { state: State::Size, max_trailer_bytes }
+        ChunkedDecoder {
+            state: State::Size,
+            max_trailer_bytes,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -73,7 +79,11 @@ impl ChunkedDecoder {
                     }
                     let size = parse_size_line(&rest[..nl - 1])?;
                     pos += nl + 1;
-                    self.state = if size == 0 { State::Trailers } else { State::Data(size) };
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::Data(size)
+                    };
                 }
                 State::Data(left) => {
                     let avail = input.len() - pos;
@@ -82,7 +92,11 @@ impl ChunkedDecoder {
                     }
                     let take = avail.min(usize::try_from(left).unwrap_or(usize::MAX));
                     let left = left - take as u64;
-                    self.state = if left == 0 { State::DataEnd } else { State::Data(left) };
+                    self.state = if left == 0 {
+                        State::DataEnd
+                    } else {
+                        State::Data(left)
+                    };
                     return Ok((pos + take, Piece::Data(pos..pos + take)));
                 }
                 State::DataEnd => {
@@ -127,7 +141,10 @@ impl ChunkedDecoder {
                         }
                         Ok(httparse::Status::Partial) => {
                             if rest.len() > self.max_trailer_bytes {
-                                return Err(HeadError { status: 431, reason: "trailer section too large" });
+                                return Err(HeadError {
+                                    status: 431,
+                                    reason: "trailer section too large",
+                                });
                             }
                             return Ok((pos, Piece::NeedMore));
                         }
@@ -150,7 +167,9 @@ fn parse_size_line(line: &[u8]) -> Result<u64, HeadError> {
     }
     let rest = &line[digits..];
     let ext_ok = rest.is_empty()
-        || (rest.iter().all(|&b| b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80)
+        || (rest
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80)
             && rest.iter().find(|&&b| b != b' ' && b != b'\t') == Some(&b';'));
     if !ext_ok {
         return Err(bad("invalid chunk size"));
@@ -158,7 +177,10 @@ fn parse_size_line(line: &[u8]) -> Result<u64, HeadError> {
     let mut n: u64 = 0;
     for &b in &line[..digits] {
         let d = (b as char).to_digit(16).unwrap_or(0) as u64;
-        n = n.checked_mul(16).and_then(|n| n.checked_add(d)).ok_or(bad("chunk size too large"))?;
+        n = n
+            .checked_mul(16)
+            .and_then(|n| n.checked_add(d))
+            .ok_or(bad("chunk size too large"))?;
     }
     Ok(n)
 }
@@ -249,7 +271,12 @@ mod tests {
             b"5;a\x01\r\nhello\r\n0\r\n\r\n",
             b"\r\n",
         ] {
-            assert_eq!(decode_all(bad_input, 3).unwrap_err().status, 400, "{:?}", bad_input);
+            assert_eq!(
+                decode_all(bad_input, 3).unwrap_err().status,
+                400,
+                "{:?}",
+                bad_input
+            );
         }
     }
 

@@ -136,7 +136,10 @@ const MAX_HEADERS: usize = 128;
 ///
 /// `Ok(None)`: more bytes are needed (and the limits are not yet exceeded).
 /// `Ok(Some((req, n)))`: the head took `n` bytes; the body (if any) starts at `buf[n]`.
-pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Option<(ParsedRequest, usize)>, HeadError> {
+pub fn parse_request(
+    buf: &[u8],
+    limits: HeadLimits,
+) -> Result<Option<(ParsedRequest, usize)>, HeadError> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let n = match req.parse(buf) {
@@ -155,18 +158,31 @@ pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Option<(ParsedReq
     };
     let target = req.path.unwrap_or("");
     if target.len() > limits.max_uri_bytes {
-        return Err(HeadError::new(414, "request target is longer than the limit"));
+        return Err(HeadError::new(
+            414,
+            "request target is longer than the limit",
+        ));
     }
     if n > limits.max_header_bytes {
-        return Err(HeadError::new(431, "request header section is larger than the limit"));
+        return Err(HeadError::new(
+            431,
+            "request header section is larger than the limit",
+        ));
     }
-    let version = if req.version == Some(0) { Version::Http10 } else { Version::Http11 };
+    let version = if req.version == Some(0) {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
     let raw = Bytes::copy_from_slice(&buf[..n]);
     let slice = |s: &[u8]| raw.slice_ref(&raw[offset_in(buf, s)..offset_in(buf, s) + s.len()]);
     let method = slice(req.method.unwrap_or("").as_bytes());
     let mut headers = Headers::with_capacity(req.headers.len() + 4);
     for h in req.headers.iter() {
-        headers.0.push(Header { name: slice(h.name.as_bytes()), value: slice(h.value) });
+        headers.0.push(Header {
+            name: slice(h.name.as_bytes()),
+            value: slice(h.value),
+        });
     }
     let (uri, uri_authority) = split_target(&method, slice(target.as_bytes()))?;
     let framing = request_framing(&headers, version)?;
@@ -178,17 +194,40 @@ pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Option<(ParsedReq
     };
     let expect_continue = match headers.get("expect") {
         Some(v) if trim(v).eq_ignore_ascii_case(b"100-continue") => version == Version::Http11,
-        Some(_) => return Err(HeadError::new(417, "only `Expect: 100-continue` is supported")),
+        Some(_) => {
+            return Err(HeadError::new(
+                417,
+                "only `Expect: 100-continue` is supported",
+            ))
+        }
         None => false,
     };
     let upgrade = headers.contains("upgrade") && headers.has_token("connection", "upgrade");
-    let head = RequestHead { method, uri, version, headers, host, authority };
-    Ok(Some((ParsedRequest { head, framing, expect_continue, keep_alive, upgrade }, n)))
+    let head = RequestHead {
+        method,
+        uri,
+        version,
+        headers,
+        host,
+        authority,
+    };
+    Ok(Some((
+        ParsedRequest {
+            head,
+            framing,
+            expect_continue,
+            keep_alive,
+            upgrade,
+        },
+        n,
+    )))
 }
 
 fn parse_error_reason(e: httparse::Error) -> &'static str {
     match e {
-        httparse::Error::HeaderName => "invalid header name (whitespace before a colon is not allowed)",
+        httparse::Error::HeaderName => {
+            "invalid header name (whitespace before a colon is not allowed)"
+        }
         httparse::Error::HeaderValue => "invalid header value (control characters or obs-fold)",
         httparse::Error::NewLine => "invalid line ending",
         httparse::Error::Status => "invalid status",
@@ -204,10 +243,16 @@ fn check_partial_size(buf: &[u8], limits: HeadLimits) -> Result<(), HeadError> {
     let line_end = memchr::memchr(b'\n', buf);
     let line_len = line_end.unwrap_or(buf.len());
     if line_len > limits.max_uri_bytes + 32 {
-        return Err(HeadError::new(414, "request target is longer than the limit"));
+        return Err(HeadError::new(
+            414,
+            "request target is longer than the limit",
+        ));
     }
     if buf.len() > limits.max_header_bytes {
-        return Err(HeadError::new(431, "request header section is larger than the limit"));
+        return Err(HeadError::new(
+            431,
+            "request header section is larger than the limit",
+        ));
     }
     Ok(())
 }
@@ -233,10 +278,16 @@ fn split_target(method: &[u8], target: Bytes) -> Result<(Bytes, Option<Bytes>), 
     } else if lower.starts_with(b"https://") {
         8
     } else {
-        return Err(HeadError::new(400, "request target must be origin-form or absolute-form"));
+        return Err(HeadError::new(
+            400,
+            "request target must be origin-form or absolute-form",
+        ));
     };
     let after = &target[rest..];
-    let auth_end = after.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(after.len());
+    let auth_end = after
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(after.len());
     let authority = target.slice(rest..rest + auth_end);
     if authority.is_empty() {
         return Err(HeadError::new(400, "absolute-form target without a host"));
@@ -258,12 +309,20 @@ fn request_framing(headers: &Headers, version: Version) -> Result<Framing, HeadE
     let te = transfer_coding(headers)?;
     let cl = content_length(headers)?;
     match (te, cl) {
-        (Some(_), Some(_)) => Err(HeadError::new(400, "both Content-Length and Transfer-Encoding")),
-        (Some(_), None) if version == Version::Http10 => {
-            Err(HeadError::new(400, "Transfer-Encoding in an HTTP/1.0 request"))
-        }
+        (Some(_), Some(_)) => Err(HeadError::new(
+            400,
+            "both Content-Length and Transfer-Encoding",
+        )),
+        (Some(_), None) if version == Version::Http10 => Err(HeadError::new(
+            400,
+            "Transfer-Encoding in an HTTP/1.0 request",
+        )),
         (Some(()), None) => Ok(Framing::Chunked),
-        (None, Some(n)) => Ok(if n == 0 { Framing::Empty } else { Framing::Length(n) }),
+        (None, Some(n)) => Ok(if n == 0 {
+            Framing::Empty
+        } else {
+            Framing::Length(n)
+        }),
         (None, None) => Ok(Framing::Empty),
     }
 }
@@ -282,7 +341,10 @@ fn transfer_coding(headers: &Headers) -> Result<Option<()>, HeadError> {
             if c.eq_ignore_ascii_case(b"chunked") {
                 chunked += 1;
             } else {
-                return Err(HeadError::new(501, "transfer codings other than chunked are not implemented"));
+                return Err(HeadError::new(
+                    501,
+                    "transfer codings other than chunked are not implemented",
+                ));
             }
         }
     }
@@ -318,7 +380,11 @@ pub fn parse_content_length(v: &[u8]) -> Option<u64> {
 }
 
 /// The authority: from an absolute-form target if there was one, else the single Host header.
-fn host_of(headers: &Headers, from_uri: Option<Bytes>, version: Version) -> Result<Bytes, HeadError> {
+fn host_of(
+    headers: &Headers,
+    from_uri: Option<Bytes>,
+    version: Version,
+) -> Result<Bytes, HeadError> {
     let mut hosts = headers.get_all("host");
     let first = hosts.next().cloned();
     if hosts.next().is_some() {
@@ -329,7 +395,9 @@ fn host_of(headers: &Headers, from_uri: Option<Bytes>, version: Version) -> Resu
     }
     match first {
         Some(h) => Ok(h),
-        None if version == Version::Http11 => Err(HeadError::new(400, "HTTP/1.1 request without Host")),
+        None if version == Version::Http11 => {
+            Err(HeadError::new(400, "HTTP/1.1 request without Host"))
+        }
         None => Ok(Bytes::new()),
     }
 }
@@ -366,28 +434,46 @@ pub fn parse_response(buf: &[u8], max: usize) -> Result<Option<(ResponseHead, us
     let n = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > max => {
-            return Err(HeadError::new(502, "upstream response head is larger than the limit"))
+            return Err(HeadError::new(
+                502,
+                "upstream response head is larger than the limit",
+            ))
         }
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(HeadError::new(502, "upstream sent an invalid response head")),
+        Err(_) => {
+            return Err(HeadError::new(
+                502,
+                "upstream sent an invalid response head",
+            ))
+        }
     };
     let raw = Bytes::copy_from_slice(&buf[..n]);
     let slice = |s: &[u8]| raw.slice_ref(&raw[offset_in(buf, s)..offset_in(buf, s) + s.len()]);
     let mut headers = Headers::with_capacity(resp.headers.len() + 4);
     for h in resp.headers.iter() {
-        headers.0.push(Header { name: slice(h.name.as_bytes()), value: slice(h.value) });
+        headers.0.push(Header {
+            name: slice(h.name.as_bytes()),
+            value: slice(h.value),
+        });
     }
     let head = ResponseHead {
         status: resp.code.unwrap_or(502),
         reason: slice(resp.reason.unwrap_or("").as_bytes()),
-        version: if resp.version == Some(0) { Version::Http10 } else { Version::Http11 },
+        version: if resp.version == Some(0) {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
         headers,
     };
     Ok(Some((head, n)))
 }
 
 /// How a response body is delimited (RFC 9112 §6.3), given the request method.
-pub fn response_framing(head: &ResponseHead, request_method_head: bool) -> Result<Framing, HeadError> {
+pub fn response_framing(
+    head: &ResponseHead,
+    request_method_head: bool,
+) -> Result<Framing, HeadError> {
     if request_method_head || head.status < 200 || head.status == 204 || head.status == 304 {
         return Ok(Framing::Empty);
     }
@@ -397,14 +483,23 @@ pub fn response_framing(head: &ResponseHead, request_method_head: bool) -> Resul
             .last()
             .and_then(|v| v.rsplit(|&b| b == b',').next())
             .is_some_and(|c| trim(c).eq_ignore_ascii_case(b"chunked"));
-        return Ok(if last_chunked { Framing::Chunked } else { Framing::UntilClose });
+        return Ok(if last_chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        });
     }
     let mut cl = None;
     for v in head.headers.get_all("content-length") {
-        let n = parse_content_length(v)
-            .ok_or(HeadError::new(502, "upstream sent an invalid Content-Length"))?;
+        let n = parse_content_length(v).ok_or(HeadError::new(
+            502,
+            "upstream sent an invalid Content-Length",
+        ))?;
         if cl.is_some_and(|c| c != n) {
-            return Err(HeadError::new(502, "upstream sent conflicting Content-Length"));
+            return Err(HeadError::new(
+                502,
+                "upstream sent conflicting Content-Length",
+            ));
         }
         cl = Some(n);
     }
@@ -417,7 +512,10 @@ pub fn response_framing(head: &ResponseHead, request_method_head: bool) -> Resul
 /// Whether the upstream lets the connection be reused after this response.
 pub fn response_keep_alive(head: &ResponseHead) -> bool {
     match head.version {
-        Version::Http11 => !head.headers.get_all("connection").any(|v| list_contains(v, "close")),
+        Version::Http11 => !head
+            .headers
+            .get_all("connection")
+            .any(|v| list_contains(v, "close")),
         Version::Http10 => head.headers.has_token("connection", "keep-alive"),
     }
 }

@@ -1,6 +1,9 @@
 use super::*;
 
-const LIMITS: HeadLimits = HeadLimits { max_header_bytes: 64 * 1024, max_uri_bytes: 8192 };
+const LIMITS: HeadLimits = HeadLimits {
+    max_header_bytes: 64 * 1024,
+    max_uri_bytes: 8192,
+};
 
 fn parse(raw: &str) -> Result<Option<(ParsedRequest, usize)>, HeadError> {
     parse_request(raw.as_bytes(), LIMITS)
@@ -16,8 +19,13 @@ fn status_of(raw: &str) -> u16 {
 
 #[test]
 fn parses_a_simple_request() {
-    let (req, n) = parse("GET /a?b=1 HTTP/1.1\r\nHost: Example.COM:8080\r\nX: y\r\n\r\nrest").unwrap().unwrap();
-    assert_eq!(n, "GET /a?b=1 HTTP/1.1\r\nHost: Example.COM:8080\r\nX: y\r\n\r\n".len());
+    let (req, n) = parse("GET /a?b=1 HTTP/1.1\r\nHost: Example.COM:8080\r\nX: y\r\n\r\nrest")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        n,
+        "GET /a?b=1 HTTP/1.1\r\nHost: Example.COM:8080\r\nX: y\r\n\r\n".len()
+    );
     assert_eq!(req.head.method, "GET");
     assert_eq!(req.head.path(), b"/a");
     assert_eq!(req.head.query(), Some(&b"b=1"[..]));
@@ -35,32 +43,85 @@ fn partial_head_asks_for_more() {
 #[test]
 fn framing_rules() {
     let ok = |raw: &str| parse(raw).unwrap().unwrap().0.framing;
-    assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), Framing::Length(5));
-    assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), Framing::Chunked);
-    assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n"), Framing::Chunked);
+    assert_eq!(
+        ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
+        Framing::Length(5)
+    );
+    assert_eq!(
+        ok("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        Framing::Chunked
+    );
+    assert_eq!(
+        ok("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n"),
+        Framing::Chunked
+    );
     // smuggling vectors
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"), 400);
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n"), 400);
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n"), 400);
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n"), 400);
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n"), 501);
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"), 400);
-    assert_eq!(status_of("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+    assert_eq!(
+        status_of(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ),
+        400
+    );
+    assert_eq!(
+        status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        501
+    );
+    assert_eq!(
+        status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n"),
+        501
+    );
+    assert_eq!(
+        status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status_of("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        400
+    );
 }
 
 #[test]
 fn header_syntax_rules() {
     assert_eq!(status_of("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400);
-    assert_eq!(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n"), 400);
-    assert_eq!(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n"), 400);
-    assert_eq!(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"), 400);
+    assert_eq!(
+        status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"),
+        400
+    );
     assert_eq!(status_of("GET / HTTP/1.1\r\n\r\n"), 400);
-    assert_eq!(status_of("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+    assert_eq!(
+        status_of("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        400
+    );
     assert_eq!(status_of("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
     assert_eq!(status_of("GET / HTTP/1.0\r\n\r\n"), 200);
-    assert_eq!(status_of("GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"), 417);
+    assert_eq!(
+        status_of("GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"),
+        417
+    );
 }
 
 #[test]
@@ -69,7 +130,10 @@ fn size_limits() {
     assert_eq!(status_of(&long_uri), 414);
     let partial_long_uri = format!("GET /{}", "a".repeat(9000));
     assert_eq!(status_of(&partial_long_uri), 414);
-    let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "a".repeat(70_000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+        "a".repeat(70_000)
+    );
     assert_eq!(status_of(&big), 431);
     let big_partial = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "a".repeat(70_000));
     assert_eq!(status_of(&big_partial), 431);
@@ -77,26 +141,34 @@ fn size_limits() {
 
 #[test]
 fn absolute_form_takes_host_from_target() {
-    let (req, _) = parse("GET http://Other.example/x?y HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap();
+    let (req, _) = parse("GET http://Other.example/x?y HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert_eq!(req.head.host, "other.example");
     assert_eq!(req.head.uri, "/x?y");
-    let (req, _) = parse("GET http://h.example HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap();
+    let (req, _) = parse("GET http://h.example HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert_eq!(req.head.uri, "/");
 }
 
 #[test]
 fn connection_semantics() {
     let ka = |raw: &str| parse(raw).unwrap().unwrap().0.keep_alive;
-    assert!(!ka("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+    assert!(!ka(
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    ));
     assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
     assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-    let (req, _) = parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-        .unwrap()
-        .unwrap();
+    let (req, _) =
+        parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            .unwrap()
+            .unwrap();
     assert!(req.upgrade);
-    let (req, _) = parse("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
-        .unwrap()
-        .unwrap();
+    let (req, _) =
+        parse("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
     assert!(req.expect_continue);
 }
 
@@ -114,6 +186,8 @@ fn response_framing_rules() {
     assert_eq!(response_framing(&h, false).unwrap(), Framing::UntilClose);
     let h = head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
     assert_eq!(response_framing(&h, false).unwrap_err().status, 502);
-    assert!(!response_keep_alive(&head("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")));
+    assert!(!response_keep_alive(&head(
+        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+    )));
     assert!(!response_keep_alive(&head("HTTP/1.0 200 OK\r\n\r\n")));
 }

@@ -16,7 +16,10 @@ impl Header {
     /// A header from static or owned parts. Callers guarantee `name` is a token and `value` has
     /// no CR, LF or NUL (config validation checks every configured header).
     pub fn new(name: impl Into<Bytes>, value: impl Into<Bytes>) -> Header {
-        Header { name: name.into(), value: value.into() }
+        Header {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 
     pub fn is(&self, name: &str) -> bool {
@@ -64,11 +67,17 @@ impl Headers {
         if let Some(name_str) = std::str::from_utf8(&name).ok().map(str::to_owned) {
             self.remove(&name_str);
         }
-        self.0.push(Header { name, value: value.into() });
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     pub fn append(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
-        self.0.push(Header { name: name.into(), value: value.into() });
+        self.0.push(Header {
+            name: name.into(),
+            value: value.into(),
+        });
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Header> {
@@ -91,7 +100,9 @@ impl Headers {
 
 /// Whether a comma-separated list value contains `token` (case-insensitive, trimmed).
 pub fn list_contains(value: &[u8], token: &str) -> bool {
-    value.split(|&b| b == b',').any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
+    value
+        .split(|&b| b == b',')
+        .any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Trims optional whitespace (SP / HTAB) from both ends.
@@ -119,8 +130,12 @@ pub const HOP_BY_HOP: &[&str] = &[
 /// Whether `name` must not be forwarded: a fixed hop-by-hop header or one the sender's
 /// `Connection` header named.
 pub fn is_hop_by_hop(name: &[u8], connection_tokens: &[Bytes]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
-        || connection_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
+    HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+        || connection_tokens
+            .iter()
+            .any(|t| name.eq_ignore_ascii_case(t))
 }
 
 /// The tokens of every `Connection` header, for [`is_hop_by_hop`].

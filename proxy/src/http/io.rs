@@ -23,7 +23,8 @@ thread_local! {
 
 /// A cleared buffer of at least `BUF_SIZE` capacity from this worker's pool.
 pub fn take_buffer() -> Vec<u8> {
-    POOL.with(|p| p.borrow_mut().pop()).unwrap_or_else(|| Vec::with_capacity(BUF_SIZE))
+    POOL.with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(BUF_SIZE))
 }
 
 /// Returns a buffer to this worker's pool (oversized ones are dropped).
@@ -53,7 +54,13 @@ pub struct BufConn<S> {
 
 impl<S> BufConn<S> {
     pub fn new(io: S) -> BufConn<S> {
-        BufConn { io, buf: Vec::new(), pos: 0, bytes_read: 0, bytes_written: 0 }
+        BufConn {
+            io,
+            buf: Vec::new(),
+            pos: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+        }
     }
 
     /// Bytes read and not yet consumed.
@@ -90,7 +97,9 @@ impl<S> BufConn<S> {
     }
 
     pub fn into_parts(self) -> (S, Vec<u8>) {
-        let BufConn { io, mut buf, pos, .. } = self;
+        let BufConn {
+            io, mut buf, pos, ..
+        } = self;
         buf.drain(..pos);
         (io, buf)
     }
@@ -103,7 +112,10 @@ impl<S: AsyncReadRent> BufConn<S> {
         self.prepare_read(max_buffered)?;
         let len = self.buf.len();
         let cap = self.buf.capacity();
-        let (res, slice) = self.io.read(std::mem::take(&mut self.buf).slice_mut(len..cap)).await;
+        let (res, slice) = self
+            .io
+            .read(std::mem::take(&mut self.buf).slice_mut(len..cap))
+            .await;
         self.buf = slice.into_inner();
         if let Ok(n) = res {
             self.bytes_read += n as u64;
@@ -126,7 +138,10 @@ impl<S> BufConn<S> {
             }
             if self.buf.capacity() - self.buf.len() < MIN_READ {
                 if self.buf.len() >= max_buffered {
-                    return Err(io::Error::new(io::ErrorKind::OutOfMemory, "read buffer limit"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "read buffer limit",
+                    ));
                 }
                 self.buf.reserve(self.buf.len().max(BUF_SIZE));
             }
@@ -147,7 +162,11 @@ impl<S: AsyncWriteRent> BufConn<S> {
     }
 
     /// Writes all of `buf[range]` to the peer, counting the bytes; returns the buffer.
-    pub async fn send_range(&mut self, buf: Vec<u8>, range: std::ops::Range<usize>) -> (io::Result<()>, Vec<u8>) {
+    pub async fn send_range(
+        &mut self,
+        buf: Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> (io::Result<()>, Vec<u8>) {
         let n = range.len() as u64;
         let (r, buf) = write_range(&mut self.io, buf, range).await;
         if r.is_ok() {
@@ -179,7 +198,9 @@ pub async fn write_vec<S: AsyncWriteRent>(io: &mut S, buf: Vec<u8>) -> (io::Resu
 }
 
 /// A byte stream the proxy serves or calls over (TCP now; TLS with its own issue).
-pub trait Transport: AsyncReadRent + AsyncWriteRent + CancelableAsyncReadRent + monoio::io::Split {
+pub trait Transport:
+    AsyncReadRent + AsyncWriteRent + CancelableAsyncReadRent + monoio::io::Split
+{
     /// Completes when bytes (or EOF) can be read, without lending a buffer to the kernel.
     fn readable(&self) -> impl std::future::Future<Output = io::Result<()>>;
 }
@@ -215,7 +236,10 @@ impl<S: Transport> BufConn<S> {
         let len = self.buf.len();
         let cap = self.buf.capacity();
         let canceller = monoio::io::Canceller::new();
-        let read = self.io.cancelable_read(std::mem::take(&mut self.buf).slice_mut(len..cap), canceller.handle());
+        let read = self.io.cancelable_read(
+            std::mem::take(&mut self.buf).slice_mut(len..cap),
+            canceller.handle(),
+        );
         let mut read = std::pin::pin!(read);
         let never = std::future::pending::<()>();
         let stop = async {

@@ -27,7 +27,9 @@ impl AccessLog {
             Box::new(OpenOptions::new().create(true).append(true).open(path)?)
         };
         let (tx, rx) = bounded(QUEUE);
-        std::thread::Builder::new().name("aigw-access-log".into()).spawn(move || write_loop(rx, out))?;
+        std::thread::Builder::new()
+            .name("aigw-access-log".into())
+            .spawn(move || write_loop(rx, out))?;
         Ok(AccessLog { tx })
     }
 

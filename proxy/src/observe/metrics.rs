@@ -10,7 +10,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-pub const BUCKETS: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+pub const BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// A latency histogram with fixed buckets.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,7 +26,10 @@ pub struct Histogram {
 impl Histogram {
     pub fn observe(&mut self, d: Duration) {
         let s = d.as_secs_f64();
-        let i = BUCKETS.iter().position(|&b| s <= b).unwrap_or(BUCKETS.len());
+        let i = BUCKETS
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(BUCKETS.len());
         self.counts[i] += 1;
         self.sum += s;
         self.count += 1;
@@ -41,8 +46,14 @@ impl Histogram {
 
 /// The method label: known methods as themselves, anything else `OTHER` (bounded cardinality).
 pub fn method_label(method: &[u8]) -> &'static str {
-    const KNOWN: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"];
-    KNOWN.iter().find(|m| m.as_bytes() == method).copied().unwrap_or("OTHER")
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| m.as_bytes() == method)
+        .copied()
+        .unwrap_or("OTHER")
 }
 
 /// Per-listener connection figures.
@@ -69,13 +80,20 @@ pub struct WorkerMetrics {
 
 impl WorkerMetrics {
     pub fn request(&mut self, route: &Rc<str>, method: &'static str, status: u16, took: Duration) {
-        *self.requests.entry((route.clone(), method, status)).or_default() += 1;
-        self.duration.entry(route.clone()).or_default().observe(took);
+        *self
+            .requests
+            .entry((route.clone(), method, status))
+            .or_default() += 1;
+        self.duration
+            .entry(route.clone())
+            .or_default()
+            .observe(took);
     }
 
     pub fn listener(&mut self, name: &Rc<str>) -> &mut ListenerCounters {
         if !self.listeners.contains_key(name) {
-            self.listeners.insert(name.clone(), ListenerCounters::default());
+            self.listeners
+                .insert(name.clone(), ListenerCounters::default());
         }
         self.listeners.get_mut(name).expect("inserted above")
     }
@@ -83,9 +101,21 @@ impl WorkerMetrics {
     /// A `Send` copy for the admin thread, labelled with this worker's id and driver.
     pub fn dump(&self, worker: usize, driver: &str) -> Dump {
         let mut d = Dump::default();
-        d.gauge("aigw_worker_info", &[("worker", &worker.to_string()), ("driver", driver)], 1.0);
+        d.gauge(
+            "aigw_worker_info",
+            &[("worker", &worker.to_string()), ("driver", driver)],
+            1.0,
+        );
         for ((route, method, status), n) in &self.requests {
-            d.counter("aigw_requests_total", &[("route", route), ("method", method), ("status", &status.to_string())], *n as f64);
+            d.counter(
+                "aigw_requests_total",
+                &[
+                    ("route", route),
+                    ("method", method),
+                    ("status", &status.to_string()),
+                ],
+                *n as f64,
+            );
         }
         for (route, h) in &self.duration {
             d.histogram("aigw_request_duration_seconds", &[("route", route)], h);
@@ -97,17 +127,29 @@ impl WorkerMetrics {
             d.histogram("aigw_upstream_response_seconds", &[("service", svc)], h);
         }
         for ((svc, kind), n) in &self.upstream_errors {
-            d.counter("aigw_upstream_errors_total", &[("service", svc), ("kind", kind)], *n as f64);
+            d.counter(
+                "aigw_upstream_errors_total",
+                &[("service", svc), ("kind", kind)],
+                *n as f64,
+            );
         }
         for (name, c) in &self.listeners {
             let l = [("listener", name.as_ref())];
             d.gauge("aigw_active_connections", &l, c.active as f64);
             d.counter("aigw_connections_total", &l, c.accepted as f64);
-            d.counter("aigw_connections_refused_total", &[("listener", name), ("reason", "instance_cap")], c.refused_cap as f64);
+            d.counter(
+                "aigw_connections_refused_total",
+                &[("listener", name), ("reason", "instance_cap")],
+                c.refused_cap as f64,
+            );
             d.counter("aigw_bytes_received_total", &l, c.bytes_in as f64);
             d.counter("aigw_bytes_sent_total", &l, c.bytes_out as f64);
         }
-        d.counter("aigw_access_log_dropped_total", &[], self.access_log_dropped as f64);
+        d.counter(
+            "aigw_access_log_dropped_total",
+            &[],
+            self.access_log_dropped as f64,
+        );
         d
     }
 }
@@ -143,20 +185,31 @@ fn series(name: &str, labels: &[(&str, &str)]) -> String {
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Dump {
     pub fn counter(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
-        self.values.entry(series(name, labels)).or_insert((Kind::Counter, 0.0)).1 += v;
+        self.values
+            .entry(series(name, labels))
+            .or_insert((Kind::Counter, 0.0))
+            .1 += v;
     }
 
     pub fn gauge(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
-        self.values.entry(series(name, labels)).or_insert((Kind::Gauge, 0.0)).1 += v;
+        self.values
+            .entry(series(name, labels))
+            .or_insert((Kind::Gauge, 0.0))
+            .1 += v;
     }
 
     pub fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
-        self.histograms.entry(series(name, labels)).or_default().merge(h);
+        self.histograms
+            .entry(series(name, labels))
+            .or_default()
+            .merge(h);
     }
 
     /// Adds another dump into this one (same series add up).
@@ -176,7 +229,11 @@ impl Dump {
         for (key, (kind, v)) in &self.values {
             let family = key.split('{').next().unwrap_or(key);
             if family != last_family {
-                let t = if *kind == Kind::Counter { "counter" } else { "gauge" };
+                let t = if *kind == Kind::Counter {
+                    "counter"
+                } else {
+                    "gauge"
+                };
                 let _ = writeln!(out, "# HELP {family} {}\n# TYPE {family} {t}", help(family));
                 last_family = family.to_string();
             }
@@ -188,16 +245,32 @@ impl Dump {
                 None => (key.as_str(), ""),
             };
             if family != last_family {
-                let _ = writeln!(out, "# HELP {family} {}\n# TYPE {family} histogram", help(family));
+                let _ = writeln!(
+                    out,
+                    "# HELP {family} {}\n# TYPE {family} histogram",
+                    help(family)
+                );
                 last_family = family.to_string();
             }
             let sep = if labels.is_empty() { "" } else { "," };
             let mut cumulative = 0;
-            for (i, le) in BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".to_string()]).enumerate() {
+            for (i, le) in BUCKETS
+                .iter()
+                .map(|b| b.to_string())
+                .chain(["+Inf".to_string()])
+                .enumerate()
+            {
                 cumulative += h.counts[i];
-                let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "{family}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+                );
             }
-            let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+            let braces = if labels.is_empty() {
+                String::new()
+            } else {
+                format!("{{{labels}}}")
+            };
             let _ = writeln!(out, "{family}_sum{braces} {}", fmt_value(h.sum));
             let _ = writeln!(out, "{family}_count{braces} {}", h.count);
         }
@@ -217,19 +290,29 @@ fn help(family: &str) -> &'static str {
     match family {
         "aigw_worker_info" => "Worker threads and the I/O driver each one runs.",
         "aigw_requests_total" => "Requests answered, by route, method and status.",
-        "aigw_request_duration_seconds" => "Time from request head to the end of the response, by route.",
+        "aigw_request_duration_seconds" => {
+            "Time from request head to the end of the response, by route."
+        }
         "aigw_upstream_connect_seconds" => "Time to open a new upstream connection, by service.",
-        "aigw_upstream_response_seconds" => "Time from request sent to upstream response head, by service.",
+        "aigw_upstream_response_seconds" => {
+            "Time from request sent to upstream response head, by service."
+        }
         "aigw_upstream_errors_total" => "Upstream failures by service and kind.",
         "aigw_active_connections" => "Client connections open now, by listener.",
         "aigw_connections_total" => "Client connections accepted, by listener.",
-        "aigw_connections_refused_total" => "Client connections closed at accept, by listener and reason.",
+        "aigw_connections_refused_total" => {
+            "Client connections closed at accept, by listener and reason."
+        }
         "aigw_bytes_received_total" => "Bytes read from clients, by listener.",
         "aigw_bytes_sent_total" => "Bytes written to clients, by listener.",
-        "aigw_access_log_dropped_total" => "Access log lines dropped because the writer fell behind.",
+        "aigw_access_log_dropped_total" => {
+            "Access log lines dropped because the writer fell behind."
+        }
         "aigw_config_reloads_total" => "Configuration reloads by result.",
         "aigw_config_generation" => "Generation of the configuration in force.",
-        "aigw_config_last_reload_success_timestamp_seconds" => "Unix time of the last successful reload.",
+        "aigw_config_last_reload_success_timestamp_seconds" => {
+            "Unix time of the last successful reload."
+        }
         _ => "aigw metric.",
     }
 }
@@ -249,13 +332,24 @@ mod tests {
         let mut d = a.dump(0, "io_uring");
         d.merge(b.dump(1, "legacy"));
         let text = d.render();
-        assert!(text.contains("aigw_requests_total{route=\"all\",method=\"GET\",status=\"200\"} 3\n"), "{text}");
+        assert!(
+            text.contains("aigw_requests_total{route=\"all\",method=\"GET\",status=\"200\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("aigw_worker_info{worker=\"0\",driver=\"io_uring\"} 1\n"));
         assert!(text.contains("aigw_worker_info{worker=\"1\",driver=\"legacy\"} 1\n"));
-        assert!(text.contains("aigw_request_duration_seconds_bucket{route=\"all\",le=\"0.005\"} 2\n"), "{text}");
-        assert!(text.contains("aigw_request_duration_seconds_bucket{route=\"all\",le=\"+Inf\"} 3\n"));
+        assert!(
+            text.contains("aigw_request_duration_seconds_bucket{route=\"all\",le=\"0.005\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("aigw_request_duration_seconds_bucket{route=\"all\",le=\"+Inf\"} 3\n")
+        );
         assert!(text.contains("aigw_request_duration_seconds_count{route=\"all\"} 3\n"));
-        assert_eq!(text.matches("# TYPE aigw_requests_total counter").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE aigw_requests_total counter").count(),
+            1
+        );
     }
 
     #[test]

@@ -91,13 +91,23 @@ pub trait Plugin {
     }
 
     /// With the whole body, when some plugin asked for it with `NeedBody`.
-    fn request_body(&self, _ctx: &mut RequestCtx, _req: &mut RequestHead, _body: &mut Vec<u8>) -> Decision {
+    fn request_body(
+        &self,
+        _ctx: &mut RequestCtx,
+        _req: &mut RequestHead,
+        _body: &mut Vec<u8>,
+    ) -> Decision {
         Decision::Continue
     }
 
     /// With the upstream's (or a local) response head, before it goes to the client.
     /// `Respond` replaces the response.
-    fn response_headers(&self, _ctx: &mut RequestCtx, _req: &RequestHead, _resp: &mut ResponseHead) -> Decision {
+    fn response_headers(
+        &self,
+        _ctx: &mut RequestCtx,
+        _req: &RequestHead,
+        _resp: &mut ResponseHead,
+    ) -> Decision {
         Decision::Continue
     }
 
@@ -133,7 +143,11 @@ pub fn priority(name: &str) -> u32 {
 
 /// Builds a worker-local instance of a validated plugin spec. `workers` is how many workers
 /// share the instance's configured limits (rate-limit splits its rate among them).
-pub fn build(spec: &PluginSpec, consumers: &Rc<ConsumerTable>, workers: usize) -> Result<Rc<dyn Plugin>, String> {
+pub fn build(
+    spec: &PluginSpec,
+    consumers: &Rc<ConsumerTable>,
+    workers: usize,
+) -> Result<Rc<dyn Plugin>, String> {
     let config = spec
         .config
         .as_ref()
@@ -161,7 +175,9 @@ pub struct Chain {
 pub enum RequestOutcome {
     /// Go upstream; if `need_body`, buffer the body up to this many bytes and run
     /// [`Chain::request_body`] first.
-    Continue { need_body: Option<usize> },
+    Continue {
+        need_body: Option<usize>,
+    },
     Respond(LocalResponse),
 }
 
@@ -169,7 +185,10 @@ impl Chain {
     /// A chain from plugins already in priority order.
     pub fn new(plugins: Vec<Rc<dyn Plugin>>) -> Chain {
         let wants_response_body = plugins.iter().any(|p| p.wants_response_body());
-        Chain { plugins, wants_response_body }
+        Chain {
+            plugins,
+            wants_response_body,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -190,14 +209,21 @@ impl Chain {
             match p.request_headers(ctx, req) {
                 Decision::Continue => {}
                 Decision::Respond(r) => return RequestOutcome::Respond(r),
-                Decision::NeedBody { limit } => need_body = Some(need_body.map_or(limit, |l| l.max(limit))),
+                Decision::NeedBody { limit } => {
+                    need_body = Some(need_body.map_or(limit, |l| l.max(limit)))
+                }
             }
         }
         RequestOutcome::Continue { need_body }
     }
 
     /// Runs every plugin's body phase; the first `Respond` wins.
-    pub fn request_body(&self, ctx: &mut RequestCtx, req: &mut RequestHead, body: &mut Vec<u8>) -> Option<LocalResponse> {
+    pub fn request_body(
+        &self,
+        ctx: &mut RequestCtx,
+        req: &mut RequestHead,
+        body: &mut Vec<u8>,
+    ) -> Option<LocalResponse> {
         for p in &self.plugins {
             if let Decision::Respond(r) = p.request_body(ctx, req, body) {
                 return Some(r);
@@ -208,9 +234,14 @@ impl Chain {
 
     /// Runs the response-header phases and adds the headers plugins queued in `ctx`.
     /// Returns a replacement response if a plugin gave one.
-    pub fn response_headers(&self, ctx: &mut RequestCtx, req: &RequestHead, resp: &mut ResponseHead) -> Option<LocalResponse> {
+    pub fn response_headers(
+        &self,
+        ctx: &mut RequestCtx,
+        req: &RequestHead,
+        resp: &mut ResponseHead,
+    ) -> Option<LocalResponse> {
         // Queued first, so that a response-headers plugin can still edit them.
-        resp.headers.0.extend(ctx.response_headers.drain(..));
+        resp.headers.0.append(&mut ctx.response_headers);
         for p in &self.plugins {
             if let Decision::Respond(r) = p.response_headers(ctx, req, resp) {
                 return Some(r);
@@ -239,7 +270,10 @@ impl Chain {
 /// 2 route). For a name configured at several scopes the most specific wins.
 pub fn compose(mut applicable: Vec<(u8, &PluginSpec, Rc<dyn Plugin>)>) -> Chain {
     applicable.sort_by(|a, b| {
-        priority(&a.1.name).cmp(&priority(&b.1.name)).then(a.1.name.cmp(&b.1.name)).then(b.0.cmp(&a.0))
+        priority(&a.1.name)
+            .cmp(&priority(&b.1.name))
+            .then(a.1.name.cmp(&b.1.name))
+            .then(b.0.cmp(&a.0))
     });
     let mut out: Vec<Rc<dyn Plugin>> = Vec::with_capacity(applicable.len());
     let mut last: Option<&str> = None;

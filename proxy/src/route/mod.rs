@@ -69,10 +69,20 @@ pub struct Router {
 impl Router {
     /// Compiles the routes of a validated config. `service_index` maps a service name to its
     /// index. Errors only on what validation should already have refused.
-    pub fn build(config: &Config, service_index: &HashMap<String, usize>) -> Result<Router, String> {
-        let mut router = Router { by_domain: vec![Vec::new(); config.domains.len()], ..Router::default() };
-        let domain_index: HashMap<&str, usize> =
-            config.domains.iter().enumerate().map(|(i, d)| (d.name.as_str(), i)).collect();
+    pub fn build(
+        config: &Config,
+        service_index: &HashMap<String, usize>,
+    ) -> Result<Router, String> {
+        let mut router = Router {
+            by_domain: vec![Vec::new(); config.domains.len()],
+            ..Router::default()
+        };
+        let domain_index: HashMap<&str, usize> = config
+            .domains
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.as_str(), i))
+            .collect();
         for (i, d) in config.domains.iter().enumerate() {
             for host in &d.hosts {
                 let host = host.to_ascii_lowercase();
@@ -84,7 +94,9 @@ impl Router {
                 }
             }
         }
-        router.wildcard_hosts.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        router
+            .wildcard_hosts
+            .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         for (i, r) in config.routes.iter().enumerate() {
             let service = *service_index
                 .get(&r.service)
@@ -94,7 +106,9 @@ impl Router {
                 router.any_host.push(i);
             }
             for d in &r.domains {
-                let di = *domain_index.get(d.as_str()).ok_or_else(|| format!("route `{}`: unknown domain `{d}`", r.name))?;
+                let di = *domain_index
+                    .get(d.as_str())
+                    .ok_or_else(|| format!("route `{}`: unknown domain `{d}`", r.name))?;
                 router.by_domain[di].push(i);
             }
         }
@@ -122,7 +136,13 @@ impl Router {
 
     /// Finds the route for a request, trying the host's domains level by level, then the
     /// routes with no domain.
-    pub fn find(&self, host: &[u8], method: &[u8], path: &[u8], headers: &Headers) -> Option<Matched> {
+    pub fn find(
+        &self,
+        host: &[u8],
+        method: &[u8],
+        path: &[u8],
+        headers: &Headers,
+    ) -> Option<Matched> {
         self.domains_of(host)
             .flat_map(|d| self.by_domain[d].iter().copied())
             .chain(self.any_host.iter().copied())
@@ -165,7 +185,10 @@ fn compile_header(h: &HeaderMatch) -> Result<HeaderCond, String> {
     if let Some(v) = &h.value {
         Ok(HeaderCond::Equals(name, v.as_bytes().to_vec()))
     } else if let Some(re) = &h.regex {
-        Ok(HeaderCond::Regex(name, Regex::new(re).map_err(|e| e.to_string())?))
+        Ok(HeaderCond::Regex(
+            name,
+            Regex::new(re).map_err(|e| e.to_string())?,
+        ))
     } else {
         Ok(HeaderCond::Present(name, h.present.unwrap_or(true)))
     }
@@ -173,14 +196,27 @@ fn compile_header(h: &HeaderMatch) -> Result<HeaderCond, String> {
 
 impl Route {
     /// Sort key for precedence within one host level.
-    fn precedence_key(&self, index: usize) -> (u8, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>, usize) {
+    fn precedence_key(
+        &self,
+        index: usize,
+    ) -> (
+        u8,
+        std::cmp::Reverse<usize>,
+        std::cmp::Reverse<usize>,
+        usize,
+    ) {
         let (rank, len) = match &self.path {
             PathMatch::Exact(_) => (0, 0),
             PathMatch::Regex(_) => (1, 0),
             PathMatch::Prefix(p) => (2, p.len()),
         };
         let conditions = self.headers.len() + usize::from(!self.methods.is_empty());
-        (rank, std::cmp::Reverse(len), std::cmp::Reverse(conditions), index)
+        (
+            rank,
+            std::cmp::Reverse(len),
+            std::cmp::Reverse(conditions),
+            index,
+        )
     }
 
     fn matches(&self, method: &[u8], path: &[u8], headers: &Headers) -> bool {

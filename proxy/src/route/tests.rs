@@ -2,7 +2,12 @@ use super::*;
 
 fn router(yaml: &str) -> (Router, Config) {
     let config = aigw_config::load_str(yaml, "test").unwrap();
-    let services = config.services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+    let services = config
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect();
     (Router::build(&config, &services).unwrap(), config)
 }
 
@@ -47,12 +52,19 @@ routes:
     service: s
 "#;
 
-fn find(r: &Router, host: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<String> {
+fn find(
+    r: &Router,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<String> {
     let mut h = Headers::default();
     for (k, v) in headers {
         h.append(k.to_string(), v.to_string());
     }
-    r.find(host.as_bytes(), method.as_bytes(), path.as_bytes(), &h).map(|m| r.routes[m.route].name.clone())
+    r.find(host.as_bytes(), method.as_bytes(), path.as_bytes(), &h)
+        .map(|m| r.routes[m.route].name.clone())
 }
 
 #[test]
@@ -65,12 +77,27 @@ fn precedence() {
     assert_eq!(f("x", "POST", "/v1/models").as_deref(), Some("post-only"));
     assert_eq!(f("x", "GET", "/items/12").as_deref(), Some("regex"));
     assert_eq!(f("x", "GET", "/items/12x").as_deref(), Some("catch-all"));
-    assert_eq!(f("api.example.com", "GET", "/v1/chat/x").as_deref(), Some("api-only"));
-    assert_eq!(f("api.example.com", "GET", "/other").as_deref(), Some("catch-all"));
-    assert_eq!(f("a.b.example.com", "GET", "/w").as_deref(), Some("wild-only"));
+    assert_eq!(
+        f("api.example.com", "GET", "/v1/chat/x").as_deref(),
+        Some("api-only")
+    );
+    assert_eq!(
+        f("api.example.com", "GET", "/other").as_deref(),
+        Some("catch-all")
+    );
+    assert_eq!(
+        f("a.b.example.com", "GET", "/w").as_deref(),
+        Some("wild-only")
+    );
     assert_eq!(f("example.com", "GET", "/w").as_deref(), Some("catch-all"));
-    assert_eq!(find(&r, "x", "GET", "/h", &[("X-Env", "canary")]).as_deref(), Some("with-header"));
-    assert_eq!(find(&r, "x", "GET", "/h", &[("X-Env", "prod")]).as_deref(), Some("catch-all"));
+    assert_eq!(
+        find(&r, "x", "GET", "/h", &[("X-Env", "canary")]).as_deref(),
+        Some("with-header")
+    );
+    assert_eq!(
+        find(&r, "x", "GET", "/h", &[("X-Env", "prod")]).as_deref(),
+        Some("catch-all")
+    );
 }
 
 #[test]
@@ -86,7 +113,9 @@ fn prefix_rewrite() {
     let (r, _) = router(
         "services: [{name: s, endpoints: ['127.0.0.1:1']}]\nroutes:\n  - {name: a, match: {path_prefix: /api}, rewrite: {path_prefix: /}, service: s}\n  - {name: b, match: {path_prefix: /old/}, rewrite: {path_prefix: /new/}, service: s}\n",
     );
-    let rw = |i: usize, uri: &str| String::from_utf8(r.routes[i].rewrite(uri.as_bytes()).unwrap()).unwrap();
+    let rw = |i: usize, uri: &str| {
+        String::from_utf8(r.routes[i].rewrite(uri.as_bytes()).unwrap()).unwrap()
+    };
     assert_eq!(rw(0, "/api/v1/x?q=1"), "/v1/x?q=1");
     assert_eq!(rw(0, "/api"), "/");
     assert_eq!(rw(0, "/api?q"), "/?q");

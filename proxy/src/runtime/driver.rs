@@ -23,7 +23,9 @@ impl DriverChoice {
             "" | "auto" => Ok(DriverChoice::Auto),
             "io_uring" | "iouring" | "uring" => Ok(DriverChoice::IoUring),
             "legacy" | "epoll" => Ok(DriverChoice::Legacy),
-            other => Err(format!("AIGW_IO_DRIVER={other}: expected auto, io_uring or legacy")),
+            other => Err(format!(
+                "AIGW_IO_DRIVER={other}: expected auto, io_uring or legacy"
+            )),
         }
     }
 
@@ -34,7 +36,9 @@ impl DriverChoice {
             DriverChoice::Auto if uring => Ok("io_uring"),
             DriverChoice::Auto | DriverChoice::Legacy => Ok("legacy"),
             DriverChoice::IoUring if uring => Ok("io_uring"),
-            DriverChoice::IoUring => Err("AIGW_IO_DRIVER=io_uring, but this kernel does not allow io_uring".into()),
+            DriverChoice::IoUring => {
+                Err("AIGW_IO_DRIVER=io_uring, but this kernel does not allow io_uring".into())
+            }
         }
     }
 }
@@ -46,10 +50,36 @@ where
     Fut: Future,
 {
     if driver == "io_uring" {
-        let mut rt = RuntimeBuilder::<IoUringDriver>::new().with_entries(URING_ENTRIES).enable_timer().build()?;
+        let mut rt = match RuntimeBuilder::<IoUringDriver>::new()
+            .with_entries(URING_ENTRIES)
+            .uring_builder(deferred_taskrun())
+            .enable_timer()
+            .build()
+        {
+            Ok(rt) => rt,
+            // Kernels before 6.1 refuse DEFER_TASKRUN: run without it.
+            Err(_) => RuntimeBuilder::<IoUringDriver>::new()
+                .with_entries(URING_ENTRIES)
+                .enable_timer()
+                .build()?,
+        };
         Ok(rt.block_on(make(driver)))
     } else {
-        let mut rt = RuntimeBuilder::<LegacyDriver>::new().enable_timer().build()?;
+        let mut rt = RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()?;
         Ok(rt.block_on(make(driver)))
     }
+}
+
+/// Ring flags for a thread-per-core runtime: only this thread submits, and completions are
+/// run when this thread asks for events instead of interrupting it. Without these, every
+/// completion that another core produces (a peer's data arriving) sends an inter-processor
+/// interrupt to this core; with them, the work waits for the worker's next loop.
+fn deferred_taskrun() -> io_uring::Builder {
+    let mut b = io_uring::IoUring::builder();
+    b.setup_coop_taskrun()
+        .setup_single_issuer()
+        .setup_defer_taskrun();
+    b
 }

@@ -14,10 +14,16 @@ const BACKLOG: i32 = 4096;
 
 /// Binds `count` sockets sharing `address`. With port 0 the first picks a free port and the
 /// rest join it. Returns the bound address and the sockets.
-pub fn bind_group(address: &str, count: usize) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
-    let mut addr: SocketAddr = address
-        .parse()
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("`{address}` is not ip:port")))?;
+pub fn bind_group(
+    address: &str,
+    count: usize,
+) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let mut addr: SocketAddr = address.parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{address}` is not ip:port"),
+        )
+    })?;
     let mut out = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
         let socket = bind_one(addr)?;

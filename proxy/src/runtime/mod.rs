@@ -42,7 +42,8 @@ impl ConfigSource {
         match self {
             ConfigSource::File(p) => aigw_config::load_file(p).map_err(|e| e.to_string()),
             ConfigSource::Embedded => {
-                aigw_config::load_str(aigw_config::DEFAULT_CONFIG, "<embedded default>").map_err(|e| e.to_string())
+                aigw_config::load_str(aigw_config::DEFAULT_CONFIG, "<embedded default>")
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -90,7 +91,9 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
     let driver = choice.resolve()?;
     let n = match config.instance.workers {
         Workers::Count(n) => n,
-        Workers::Auto => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        Workers::Auto => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     let snap = Arc::new(Snapshot::build(config, 1, &system_resolve)?);
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
@@ -120,9 +123,15 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
     let mut threads = Vec::with_capacity(n);
     for id in 0..n {
         let (tx, rx) = async_channel::unbounded();
-        let mine: Vec<(String, std::net::TcpListener)> =
-            sockets.iter_mut().map(|(name, socks)| (name.clone(), socks.remove(0))).collect();
-        let first = WorkerMsg::Update { snap: snap.clone(), listeners: mine, access_log: log.clone() };
+        let mine: Vec<(String, std::net::TcpListener)> = sockets
+            .iter_mut()
+            .map(|(name, socks)| (name.clone(), socks.remove(0)))
+            .collect();
+        let first = WorkerMsg::Update {
+            snap: snap.clone(),
+            listeners: mine,
+            access_log: log.clone(),
+        };
         let core = cores.get(id % cores.len().max(1)).copied();
         let handle = std::thread::Builder::new()
             .name(format!("aigw-worker-{id}"))
@@ -131,7 +140,9 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
                     core_affinity::set_for_current(core);
                 }
                 if let Err(e) = driver::block_on(driver, |d| worker::run(id, n, d, rx, first)) {
-                    crate::log::error(format_args!("worker {id}: cannot start the {driver} runtime: {e}"));
+                    crate::log::error(format_args!(
+                        "worker {id}: cannot start the {driver} runtime: {e}"
+                    ));
                     std::process::exit(1);
                 }
             })
@@ -140,7 +151,12 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
         threads.push(handle);
     }
     crate::log::info(format_args!("{n} workers on the {driver} driver"));
-    let admin = crate::admin::start(&snap.config.admin.address, control.workers.clone(), ctl_tx.clone(), status)?;
+    let admin = crate::admin::start(
+        &snap.config.admin.address,
+        control.workers.clone(),
+        ctl_tx.clone(),
+        status,
+    )?;
     crate::log::info(format_args!("admin listening on {admin}"));
     forward_signals(ctl_tx)?;
     control.run_loop(&ctl_rx);
@@ -186,10 +202,17 @@ impl Control {
                 let snap = Snapshot {
                     generation: self.snap.generation + 1,
                     config: self.snap.config.clone(),
-                    router: crate::route::Router::build(&self.snap.config, &service_index(&self.snap.config)).unwrap_or_default(),
+                    router: crate::route::Router::build(
+                        &self.snap.config,
+                        &service_index(&self.snap.config),
+                    )
+                    .unwrap_or_default(),
                     services,
                 };
-                crate::log::info(format_args!("endpoint addresses changed; generation {}", snap.generation));
+                crate::log::info(format_args!(
+                    "endpoint addresses changed; generation {}",
+                    snap.generation
+                ));
                 let _ = self.commit(Arc::new(snap), Vec::new());
             }
         }
@@ -202,14 +225,26 @@ impl Control {
         match &result {
             Ok(g) => {
                 self.status.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                self.status.last_reload_unix.store(unix_now(), Ordering::Relaxed);
-                *self.status.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                self.status
+                    .last_reload_unix
+                    .store(unix_now(), Ordering::Relaxed);
+                *self
+                    .status
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
                 crate::log::info(format_args!("reload ({why}): generation {g} in force"));
             }
             Err(e) => {
                 self.status.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                *self.status.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
-                crate::log::error(format_args!("reload ({why}) refused; the previous config keeps serving:\n{e}"));
+                *self
+                    .status
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+                crate::log::error(format_args!(
+                    "reload ({why}) refused; the previous config keeps serving:\n{e}"
+                ));
             }
         }
         result
@@ -218,25 +253,45 @@ impl Control {
     fn try_reload(&mut self) -> Result<u64, String> {
         let config = self.source.load()?;
         if config.admin.address != self.snap.config.admin.address {
-            crate::log::warn(format_args!("admin.address changes take effect at the next restart"));
+            crate::log::warn(format_args!(
+                "admin.address changes take effect at the next restart"
+            ));
         }
-        let snap = Arc::new(Snapshot::build(config, self.snap.generation + 1, &system_resolve)?);
+        let snap = Arc::new(Snapshot::build(
+            config,
+            self.snap.generation + 1,
+            &system_resolve,
+        )?);
         let sockets = self.bind_new_listeners(&snap.config, self.workers.len())?;
         self.commit(snap, sockets)
     }
 
     /// Sends a snapshot (and each worker's share of new sockets) to every worker.
-    fn commit(&mut self, snap: Arc<Snapshot>, mut sockets: Vec<(String, Vec<std::net::TcpListener>)>) -> Result<u64, String> {
+    fn commit(
+        &mut self,
+        snap: Arc<Snapshot>,
+        mut sockets: Vec<(String, Vec<std::net::TcpListener>)>,
+    ) -> Result<u64, String> {
         let log = self.access_log_for(&snap.config)?;
-        self.bound.retain(|name, _| snap.config.listeners.iter().any(|l| &l.name == name));
+        self.bound
+            .retain(|name, _| snap.config.listeners.iter().any(|l| &l.name == name));
         for tx in &self.workers {
-            let mine = sockets.iter_mut().map(|(name, socks)| (name.clone(), socks.remove(0))).collect();
-            let msg = WorkerMsg::Update { snap: snap.clone(), listeners: mine, access_log: log.clone() };
+            let mine = sockets
+                .iter_mut()
+                .map(|(name, socks)| (name.clone(), socks.remove(0)))
+                .collect();
+            let msg = WorkerMsg::Update {
+                snap: snap.clone(),
+                listeners: mine,
+                access_log: log.clone(),
+            };
             if tx.send_blocking(msg).is_err() {
                 return Err("a worker has stopped".into());
             }
         }
-        self.status.generation.store(snap.generation, Ordering::Relaxed);
+        self.status
+            .generation
+            .store(snap.generation, Ordering::Relaxed);
         self.next_resolve = Instant::now() + resolve_interval(&snap);
         self.snap = snap;
         self.publish_config();
@@ -244,15 +299,24 @@ impl Control {
     }
 
     /// Binds sockets for listeners that are new or moved; `n` per listener.
-    fn bind_new_listeners(&mut self, config: &Config, n: usize) -> Result<Vec<(String, Vec<std::net::TcpListener>)>, String> {
+    fn bind_new_listeners(
+        &mut self,
+        config: &Config,
+        n: usize,
+    ) -> Result<Vec<(String, Vec<std::net::TcpListener>)>, String> {
         let mut out = Vec::new();
         let mut newly = Vec::new();
         for l in &config.listeners {
-            if self.bound.get(&l.name).is_some_and(|(addr, _)| addr == &l.address) {
+            if self
+                .bound
+                .get(&l.name)
+                .is_some_and(|(addr, _)| addr == &l.address)
+            {
                 continue;
             }
-            let (addr, socks) = listen::bind_group(&l.address, n)
-                .map_err(|e| format!("listener `{}`: cannot listen on {}: {e}", l.name, l.address))?;
+            let (addr, socks) = listen::bind_group(&l.address, n).map_err(|e| {
+                format!("listener `{}`: cannot listen on {}: {e}", l.name, l.address)
+            })?;
             newly.push((l.name.clone(), l.address.clone(), addr));
             out.push((l.name.clone(), socks));
         }
@@ -274,20 +338,28 @@ impl Control {
                 return Ok(Some(log.clone()));
             }
         }
-        let log = AccessLog::start(&want.path).map_err(|e| format!("access_log: cannot open {}: {e}", want.path))?;
+        let log = AccessLog::start(&want.path)
+            .map_err(|e| format!("access_log: cannot open {}: {e}", want.path))?;
         self.access_log = Some((want.path.clone(), log.clone()));
         Ok(Some(log))
     }
 
     fn publish_config(&self) {
         let mut json = self.snap.config.redacted_json();
-        let bound: serde_json::Map<String, serde_json::Value> =
-            self.bound.iter().map(|(k, (_, a))| (k.clone(), serde_json::Value::String(a.to_string()))).collect();
+        let bound: serde_json::Map<String, serde_json::Value> = self
+            .bound
+            .iter()
+            .map(|(k, (_, a))| (k.clone(), serde_json::Value::String(a.to_string())))
+            .collect();
         if let Some(obj) = json.as_object_mut() {
             obj.insert("bound_addresses".into(), serde_json::Value::Object(bound));
             obj.insert("generation".into(), self.snap.generation.into());
         }
-        *self.status.config_json.lock().unwrap_or_else(|e| e.into_inner()) = json;
+        *self
+            .status
+            .config_json
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = json;
     }
 
     fn shutdown(&mut self) {
@@ -300,7 +372,12 @@ impl Control {
 }
 
 fn service_index(config: &Config) -> HashMap<String, usize> {
-    config.services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect()
+    config
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect()
 }
 
 /// The shortest `resolve_interval` of any service (at least one second).
@@ -316,19 +393,25 @@ fn resolve_interval(snap: &Snapshot) -> Duration {
 
 fn file_stamp(source: &ConfigSource) -> Option<(SystemTime, u64)> {
     match source {
-        ConfigSource::File(p) => std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))),
+        ConfigSource::File(p) => std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len()))),
         ConfigSource::Embedded => None,
     }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// SIGHUP, SIGTERM and SIGINT become control messages.
 fn forward_signals(tx: Sender<ControlMsg>) -> Result<(), String> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT]).map_err(|e| format!("signals: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
+        .map_err(|e| format!("signals: {e}"))?;
     std::thread::Builder::new()
         .name("aigw-signals".into())
         .spawn(move || {

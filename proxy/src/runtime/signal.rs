@@ -43,7 +43,10 @@ impl Signal {
 
     /// Completes once the signal has fired.
     pub fn wait(&self) -> Wait<'_> {
-        Wait { signal: self, slot: None }
+        Wait {
+            signal: self,
+            slot: None,
+        }
     }
 }
 

@@ -51,7 +51,8 @@ impl WorkerState {
             .services
             .iter()
             .map(|spec| {
-                let old = prev.and_then(|p| p.services.iter().find(|s| s.name() == spec.config.name));
+                let old =
+                    prev.and_then(|p| p.services.iter().find(|s| s.name() == spec.config.name));
                 match old {
                     Some(o) if o.spec == *spec => o.clone(),
                     _ => {
@@ -73,8 +74,17 @@ impl WorkerState {
         }
         let cap = snap.config.instance.instance_type.connection_target() as usize;
         Ok(WorkerState {
-            route_labels: snap.router.routes.iter().map(|r| Rc::from(r.name.as_str())).collect(),
-            service_labels: snap.services.iter().map(|s| Rc::from(s.config.name.as_str())).collect(),
+            route_labels: snap
+                .router
+                .routes
+                .iter()
+                .map(|r| Rc::from(r.name.as_str()))
+                .collect(),
+            service_labels: snap
+                .services
+                .iter()
+                .map(|s| Rc::from(s.config.name.as_str()))
+                .collect(),
             unmatched_label: Rc::from("unmatched"),
             connection_cap: cap.div_ceil(workers.max(1)),
             snap,
@@ -120,7 +130,9 @@ impl WorkerState {
             })
             .collect();
         let chain = Rc::new(plugin::compose(applicable));
-        self.chains.borrow_mut().insert((route, domain), chain.clone());
+        self.chains
+            .borrow_mut()
+            .insert((route, domain), chain.clone());
         chain
     }
 }

@@ -78,9 +78,22 @@ impl Worker {
 }
 
 /// Runs a worker until shutdown. `first` is the initial snapshot message.
-pub async fn run(id: usize, workers: usize, driver: &'static str, rx: async_channel::Receiver<WorkerMsg>, first: WorkerMsg) {
-    let WorkerMsg::Update { snap, listeners, access_log } = first else {
-        crate::log::error(format_args!("worker {id}: first message was not a snapshot"));
+pub async fn run(
+    id: usize,
+    workers: usize,
+    driver: &'static str,
+    rx: async_channel::Receiver<WorkerMsg>,
+    first: WorkerMsg,
+) {
+    let WorkerMsg::Update {
+        snap,
+        listeners,
+        access_log,
+    } = first
+    else {
+        crate::log::error(format_args!(
+            "worker {id}: first message was not a snapshot"
+        ));
         return;
     };
     let state = match WorkerState::build(snap, None, workers, access_log) {
@@ -104,7 +117,11 @@ pub async fn run(id: usize, workers: usize, driver: &'static str, rx: async_chan
     start_listeners(&worker, listeners);
     while let Ok(msg) = rx.recv().await {
         match msg {
-            WorkerMsg::Update { snap, listeners, access_log } => apply_update(&worker, snap, listeners, access_log),
+            WorkerMsg::Update {
+                snap,
+                listeners,
+                access_log,
+            } => apply_update(&worker, snap, listeners, access_log),
             WorkerMsg::Collect(reply) => {
                 let dump = worker.metrics.borrow().dump(worker.id, worker.driver);
                 let _ = reply.send(dump).await;
@@ -117,7 +134,12 @@ pub async fn run(id: usize, workers: usize, driver: &'static str, rx: async_chan
     }
 }
 
-fn apply_update(worker: &Rc<Worker>, snap: Arc<Snapshot>, listeners: Vec<(String, std::net::TcpListener)>, log: Option<AccessLog>) {
+fn apply_update(
+    worker: &Rc<Worker>,
+    snap: Arc<Snapshot>,
+    listeners: Vec<(String, std::net::TcpListener)>,
+    log: Option<AccessLog>,
+) {
     let generation = snap.generation;
     let new = {
         let old = worker.state.borrow();
@@ -128,9 +150,15 @@ fn apply_update(worker: &Rc<Worker>, snap: Arc<Snapshot>, listeners: Vec<(String
             *worker.state.borrow_mut() = Rc::new(state);
             stop_removed_listeners(worker);
             start_listeners(worker, listeners);
-            crate::log::debug(format_args!("worker {}: serving generation {generation}", worker.id));
+            crate::log::debug(format_args!(
+                "worker {}: serving generation {generation}",
+                worker.id
+            ));
         }
-        Err(e) => crate::log::error(format_args!("worker {}: generation {generation} not applied: {e}", worker.id)),
+        Err(e) => crate::log::error(format_args!(
+            "worker {}: generation {generation} not applied: {e}",
+            worker.id
+        )),
     }
 }
 
@@ -139,7 +167,12 @@ fn stop_removed_listeners(worker: &Rc<Worker>) {
     let state = worker.state();
     let mut handles = worker.listeners.borrow_mut();
     handles.retain(|name, h| {
-        let keep = state.snap.config.listeners.iter().any(|l| &l.name == name && l.address == h.address);
+        let keep = state
+            .snap
+            .config
+            .listeners
+            .iter()
+            .any(|l| &l.name == name && l.address == h.address);
         if !keep {
             h.stop.fire();
         }
@@ -150,7 +183,9 @@ fn stop_removed_listeners(worker: &Rc<Worker>) {
 fn start_listeners(worker: &Rc<Worker>, sockets: Vec<(String, std::net::TcpListener)>) {
     let state = worker.state();
     for (name, socket) in sockets {
-        let Some(cfg) = state.snap.config.listeners.iter().find(|l| l.name == name) else { continue };
+        let Some(cfg) = state.snap.config.listeners.iter().find(|l| l.name == name) else {
+            continue;
+        };
         let listener = match TcpListener::from_std(socket) {
             Ok(l) => l,
             Err(e) => {
@@ -159,10 +194,21 @@ fn start_listeners(worker: &Rc<Worker>, sockets: Vec<(String, std::net::TcpListe
             }
         };
         let stop = Signal::new();
-        if let Some(old) = worker.listeners.borrow_mut().insert(name.clone(), ListenerHandle { address: cfg.address.clone(), stop: stop.clone() }) {
+        if let Some(old) = worker.listeners.borrow_mut().insert(
+            name.clone(),
+            ListenerHandle {
+                address: cfg.address.clone(),
+                stop: stop.clone(),
+            },
+        ) {
             old.stop.fire();
         }
-        monoio::spawn(accept_loop(worker.clone(), Rc::from(name.as_str()), listener, stop));
+        monoio::spawn(accept_loop(
+            worker.clone(),
+            Rc::from(name.as_str()),
+            listener,
+            stop,
+        ));
     }
 }
 

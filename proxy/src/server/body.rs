@@ -37,11 +37,19 @@ impl BodyIn {
             Framing::Length(n) => Kind::Length(n),
             Framing::Chunked => Kind::Chunked(ChunkedDecoder::new(max_trailer)),
         };
-        BodyIn { kind, total: 0, max }
+        BodyIn {
+            kind,
+            total: 0,
+            max,
+        }
     }
 
     pub fn done() -> BodyIn {
-        BodyIn { kind: Kind::Done, total: 0, max: 0 }
+        BodyIn {
+            kind: Kind::Done,
+            total: 0,
+            max: 0,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -49,13 +57,22 @@ impl BodyIn {
     }
 
     /// Moves the body bytes already in `conn`'s buffer into `out`, framed for the upstream
-    /// (raw for Content-Length, re-encoded chunks otherwise).
-    pub fn take_buffered<S>(&mut self, conn: &mut BufConn<S>, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    /// (raw for Content-Length, re-encoded chunks otherwise). Returns when what is buffered is
+    /// used up or too little for the next piece (a partial chunk-size line may stay buffered):
+    /// unless [`BodyIn::is_done`], the caller must read more before calling again.
+    pub fn take_buffered<S>(
+        &mut self,
+        conn: &mut BufConn<S>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProxyError> {
         loop {
             match &mut self.kind {
                 Kind::Done => return Ok(()),
                 Kind::Length(left) => {
-                    let avail = conn.buffered().len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    let avail = conn
+                        .buffered()
+                        .len()
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
                     out.extend_from_slice(&conn.buffered()[..avail]);
                     conn.consume(avail);
                     *left -= avail as u64;
@@ -67,7 +84,9 @@ impl BodyIn {
                     return Ok(());
                 }
                 Kind::Chunked(dec) => {
-                    let (used, piece) = dec.decode(conn.buffered()).map_err(|e| ProxyError::downstream(e.status, "bad_chunked_body", e.reason))?;
+                    let (used, piece) = dec.decode(conn.buffered()).map_err(|e| {
+                        ProxyError::downstream(e.status, "bad_chunked_body", e.reason)
+                    })?;
                     match piece {
                         Piece::Data(r) => {
                             let n = r.len();
@@ -94,26 +113,55 @@ impl BodyIn {
     fn count(&mut self, n: usize) -> Result<(), ProxyError> {
         self.total += n as u64;
         if self.total > self.max {
-            return Err(ProxyError::downstream(413, "body_too_large", format!("request body is larger than the limit of {} bytes", self.max)));
+            return Err(ProxyError::downstream(
+                413,
+                "body_too_large",
+                format!(
+                    "request body is larger than the limit of {} bytes",
+                    self.max
+                ),
+            ));
         }
         Ok(())
     }
 
     /// Reads more of the body from the client, waiting at most `timeout`.
-    pub async fn read_more<S: Transport>(&mut self, conn: &mut BufConn<S>, timeout: Duration) -> Result<(), ProxyError> {
+    pub async fn read_more<S: Transport>(
+        &mut self,
+        conn: &mut BufConn<S>,
+        timeout: Duration,
+    ) -> Result<(), ProxyError> {
         let filled = conn
             .fill_until(MAX_BUFFERED, Instant::now() + timeout, None)
             .await
-            .map_err(|e| ProxyError::downstream(400, "client_read_failed", format!("reading the request body failed: {e}")))?;
+            .map_err(|e| {
+                ProxyError::downstream(
+                    400,
+                    "client_read_failed",
+                    format!("reading the request body failed: {e}"),
+                )
+            })?;
         match filled {
-            Filled::Bytes(0) => Err(ProxyError::downstream(400, "incomplete_body", "the client closed the connection before the whole body arrived")),
+            Filled::Bytes(0) => Err(ProxyError::downstream(
+                400,
+                "incomplete_body",
+                "the client closed the connection before the whole body arrived",
+            )),
             Filled::Bytes(_) => Ok(()),
-            Filled::TimedOut | Filled::Interrupted => Err(ProxyError::downstream(408, "body_timeout", "the request body did not arrive in time")),
+            Filled::TimedOut | Filled::Interrupted => Err(ProxyError::downstream(
+                408,
+                "body_timeout",
+                "the request body did not arrive in time",
+            )),
         }
     }
 
     /// Reads the whole body into memory (for plugins that need it), up to the limit.
-    pub async fn read_all<S: Transport>(&mut self, conn: &mut BufConn<S>, timeout: Duration) -> Result<Vec<u8>, ProxyError> {
+    pub async fn read_all<S: Transport>(
+        &mut self,
+        conn: &mut BufConn<S>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ProxyError> {
         let mut raw = Vec::new();
         // Chunked bodies are collected decoded: re-encode into a scratch and decode again would
         // be waste, so collect data pieces directly.
@@ -122,7 +170,9 @@ impl BodyIn {
                 Kind::Done => return Ok(raw),
                 Kind::Length(_) => self.take_buffered(conn, &mut raw)?,
                 Kind::Chunked(dec) => {
-                    let (used, piece) = dec.decode(conn.buffered()).map_err(|e| ProxyError::downstream(e.status, "bad_chunked_body", e.reason))?;
+                    let (used, piece) = dec.decode(conn.buffered()).map_err(|e| {
+                        ProxyError::downstream(e.status, "bad_chunked_body", e.reason)
+                    })?;
                     match piece {
                         Piece::Data(r) => {
                             let n = r.len();

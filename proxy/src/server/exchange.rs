@@ -33,8 +33,17 @@ enum NoHead {
 }
 
 /// Serves one request on `conn`. The caller has seen at least one byte of it buffered.
-pub(super) async fn run<S: Transport>(conn: &mut BufConn<S>, peer: SocketAddr, worker: &Worker, state: &Rc<WorkerState>, listener: &Listener) -> Next {
-    let limits = HeadLimits { max_header_bytes: listener.limits.max_header_bytes, max_uri_bytes: listener.limits.max_uri_bytes };
+pub(super) async fn run<S: Transport>(
+    conn: &mut BufConn<S>,
+    peer: SocketAddr,
+    worker: &Worker,
+    state: &Rc<WorkerState>,
+    listener: &Listener,
+) -> Next {
+    let limits = HeadLimits {
+        max_header_bytes: listener.limits.max_header_bytes,
+        max_uri_bytes: listener.limits.max_uri_bytes,
+    };
     let mut req = match read_head(conn, limits, listener.timeouts.header_read.get()).await {
         Ok(r) => r,
         Err(NoHead::Closed) => return Next::Close,
@@ -44,21 +53,42 @@ pub(super) async fn run<S: Transport>(conn: &mut BufConn<S>, peer: SocketAddr, w
             let mut out = Vec::with_capacity(256);
             encode_local(&mut out, &resp, &[], true, false);
             let _ = conn.send_vec(out).await;
-            worker.metrics.borrow_mut().request(&state.unmatched_label, "OTHER", e.status, Duration::ZERO);
+            worker.metrics.borrow_mut().request(
+                &state.unmatched_label,
+                "OTHER",
+                e.status,
+                Duration::ZERO,
+            );
             return Next::Close;
         }
     };
     let mut ctx = RequestCtx::new(request_id(&req), peer.ip(), "http");
     let router = &state.snap.router;
-    let route = router.find(&req.head.host, &req.head.method, req.head.path(), &req.head.headers).map(|m| m.route);
+    let route = router
+        .find(
+            &req.head.host,
+            &req.head.method,
+            req.head.path(),
+            &req.head.headers,
+        )
+        .map(|m| m.route);
     let domain = router.domains_of(&req.head.host).next();
     let chain = state.chain(route, domain);
     ctx.route = route.map(|i| state.route_labels[i].clone());
-    let (status, next) = handle(conn, &mut req, &mut ctx, &chain, route, state, worker, listener).await;
+    let (status, next) = handle(
+        conn, &mut req, &mut ctx, &chain, route, state, worker, listener,
+    )
+    .await;
     chain.log(&ctx, status);
-    let label = ctx.route.clone().unwrap_or_else(|| state.unmatched_label.clone());
+    let label = ctx
+        .route
+        .clone()
+        .unwrap_or_else(|| state.unmatched_label.clone());
     let took = ctx.started.elapsed();
-    worker.metrics.borrow_mut().request(&label, method_label(&req.head.method), status, took);
+    worker
+        .metrics
+        .borrow_mut()
+        .request(&label, method_label(&req.head.method), status, took);
     if let Some(log) = &state.access_log {
         if !log.send(access_line(&ctx, &req, &label, status, took)) {
             worker.metrics.borrow_mut().access_log_dropped += 1;
@@ -69,7 +99,11 @@ pub(super) async fn run<S: Transport>(conn: &mut BufConn<S>, peer: SocketAddr, w
 
 /// Reads and parses a request head within `timeout` (slowloris guard: the whole head must
 /// arrive in time, however slowly it trickles).
-async fn read_head<S: Transport>(conn: &mut BufConn<S>, limits: HeadLimits, timeout: Duration) -> Result<ParsedRequest, NoHead> {
+async fn read_head<S: Transport>(
+    conn: &mut BufConn<S>,
+    limits: HeadLimits,
+    timeout: Duration,
+) -> Result<ParsedRequest, NoHead> {
     let deadline = Instant::now() + timeout;
     loop {
         match parse_request(conn.buffered(), limits) {
@@ -80,11 +114,17 @@ async fn read_head<S: Transport>(conn: &mut BufConn<S>, limits: HeadLimits, time
             Ok(None) => {}
             Err(e) => return Err(NoHead::Refuse(e)),
         }
-        match conn.fill_until(limits.max_header_bytes + 4096, deadline, None).await {
+        match conn
+            .fill_until(limits.max_header_bytes + 4096, deadline, None)
+            .await
+        {
             Ok(Filled::Bytes(0)) | Err(_) | Ok(Filled::Interrupted) => return Err(NoHead::Closed),
             Ok(Filled::Bytes(_)) => {}
             Ok(Filled::TimedOut) => {
-                return Err(NoHead::Refuse(HeadError { status: 408, reason: "the request head did not arrive in time" }))
+                return Err(NoHead::Refuse(HeadError {
+                    status: 408,
+                    reason: "the request head did not arrive in time",
+                }))
             }
         }
     }
@@ -106,15 +146,25 @@ async fn handle<S: Transport>(
         RequestOutcome::Continue { need_body } => need_body,
     };
     let Some(ri) = route else {
-        let msg = format!("no route matches {} {}", req.head.method_str(), String::from_utf8_lossy(req.head.path()));
+        let msg = format!(
+            "no route matches {} {}",
+            req.head.method_str(),
+            String::from_utf8_lossy(req.head.path())
+        );
         let r = ctx.error(404, "route_not_found", &msg);
         return respond_local(conn, req, ctx, chain, r, true).await;
     };
     let route = &state.snap.router.routes[ri];
-    let max_body = route.max_body_bytes.unwrap_or(listener.limits.max_body_bytes);
+    let max_body = route
+        .max_body_bytes
+        .unwrap_or(listener.limits.max_body_bytes);
     if let Framing::Length(n) = req.framing {
         if n > max_body {
-            let r = ctx.error(413, "body_too_large", &format!("request body of {n} bytes is larger than the limit of {max_body} bytes"));
+            let r = ctx.error(
+                413,
+                "body_too_large",
+                &format!("request body of {n} bytes is larger than the limit of {max_body} bytes"),
+            );
             return respond_local(conn, req, ctx, chain, r, false).await;
         }
     }
@@ -125,7 +175,9 @@ async fn handle<S: Transport>(
     if let Some(limit) = need_body {
         let limit = (limit as u64).min(max_body);
         if req.expect_continue && req.framing.has_body() {
-            let (r, _) = conn.send_vec(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
+            let (r, _) = conn
+                .send_vec(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+                .await;
             if r.is_err() {
                 return (499, Next::Close);
             }
@@ -142,7 +194,16 @@ async fn handle<S: Transport>(
         buffered = Some(data);
     }
     let had_body = req.framing.has_body();
-    let job = Job { req, chain, state, worker, route, listener, max_body, buffered };
+    let job = Job {
+        req,
+        chain,
+        state,
+        worker,
+        route,
+        listener,
+        max_body,
+        buffered,
+    };
     match forward(conn, ctx, job).await {
         Ok(done) => done,
         Err(e) if e.status == 499 => (499, Next::Close),
@@ -156,8 +217,17 @@ async fn handle<S: Transport>(
     }
 }
 
-async fn respond_error<S: Transport>(conn: &mut BufConn<S>, req: &mut ParsedRequest, ctx: &mut RequestCtx, chain: &Chain, e: ProxyError) -> (u16, Next) {
-    crate::log::debug(format_args!("request {}: {} {}", ctx.request_id, e.status, e.message));
+async fn respond_error<S: Transport>(
+    conn: &mut BufConn<S>,
+    req: &mut ParsedRequest,
+    ctx: &mut RequestCtx,
+    chain: &Chain,
+    e: ProxyError,
+) -> (u16, Next) {
+    crate::log::debug(format_args!(
+        "request {}: {} {}",
+        ctx.request_id, e.status, e.message
+    ));
     if e.source == crate::error::Source::Downstream {
         req.keep_alive = false;
     }
@@ -207,7 +277,7 @@ async fn drain_body<S: Transport>(conn: &mut BufConn<S>, framing: Framing) -> bo
         if body.take_buffered(conn, &mut sink).is_err() {
             return false;
         }
-        if !body.is_done() && conn.buffered().is_empty() && body.read_more(conn, Duration::from_secs(5)).await.is_err() {
+        if !body.is_done() && body.read_more(conn, Duration::from_secs(5)).await.is_err() {
             return false;
         }
     }
@@ -230,8 +300,16 @@ pub fn new_request_id() -> String {
     format!("{:032x}", fastrand::u128(..))
 }
 
-fn access_line(ctx: &RequestCtx, req: &ParsedRequest, route: &str, status: u16, took: Duration) -> String {
-    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+fn access_line(
+    ctx: &RequestCtx,
+    req: &ParsedRequest,
+    route: &str,
+    status: u16,
+    took: Duration,
+) -> String {
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     serde_json::json!({
         "time": time.as_secs_f64(),
         "request_id": ctx.request_id,

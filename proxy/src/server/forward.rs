@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use aigw_config::Listener;
 
 use super::body::BodyIn;
-use super::respond::{encode_local, encode_response_head, encode_upstream_head, ClientFraming, Forwarded};
+use super::respond::{
+    encode_local, encode_response_head, encode_upstream_head, ClientFraming, ClientHead, Forwarded,
+};
 use super::Next;
 use crate::error::{ProxyError, Source};
 use crate::http::chunked::{encode_chunk, encode_end, ChunkedDecoder, Piece};
@@ -52,7 +54,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.set(self.0.in_flight.get().saturating_sub(1));
+        self.0
+            .in_flight
+            .set(self.0.in_flight.get().saturating_sub(1));
     }
 }
 
@@ -78,22 +82,48 @@ pub(super) struct Job<'a> {
 
 /// Proxies the request. `Err` means nothing was sent to the client yet (the caller answers
 /// with the error); once a response head went out, failures end the connection instead.
-pub(super) async fn forward<S: Transport>(conn: &mut BufConn<S>, ctx: &mut RequestCtx, job: Job<'_>) -> Result<(u16, Next), ProxyError> {
-    let Job { req, chain, state, worker, route, listener, max_body, buffered } = job;
+pub(super) async fn forward<S: Transport>(
+    conn: &mut BufConn<S>,
+    ctx: &mut RequestCtx,
+    job: Job<'_>,
+) -> Result<(u16, Next), ProxyError> {
+    let Job {
+        req,
+        chain,
+        state,
+        worker,
+        route,
+        listener,
+        max_body,
+        buffered,
+    } = job;
     let service = state.services[route.service].clone();
     let svc_label = state.service_labels[route.service].clone();
     if service.backends.is_empty() {
-        return Err(ProxyError::upstream(503, "no_upstream_address", format!("service `{}` has no resolved endpoint", service.name())));
+        return Err(ProxyError::upstream(
+            503,
+            "no_upstream_address",
+            format!("service `{}` has no resolved endpoint", service.name()),
+        ));
     }
     let body_timeout = listener.timeouts.body_read.get();
     if req.expect_continue && buffered.is_none() && req.framing.has_body() {
-        let (r, _) = conn.send_vec(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
+        let (r, _) = conn
+            .send_vec(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await;
         r.map_err(|_| client_gone())?;
     }
-    let framing = buffered.as_ref().map_or(req.framing, |b| Framing::Length(b.len() as u64));
+    let framing = buffered
+        .as_ref()
+        .map_or(req.framing, |b| Framing::Length(b.len() as u64));
     let mut out = Vec::with_capacity(1024);
     let client_ip = ctx.client_ip.to_string();
-    let fwd = Forwarded { client_ip: &client_ip, scheme: ctx.scheme, request_id: &ctx.request_id, upgrade: req.upgrade };
+    let fwd = Forwarded {
+        client_ip: &client_ip,
+        scheme: ctx.scheme,
+        request_id: &ctx.request_id,
+        upgrade: req.upgrade,
+    };
     encode_upstream_head(&mut out, &req.head, &fwd, framing);
     let mut body = match buffered {
         Some(b) => {
@@ -108,8 +138,28 @@ pub(super) async fn forward<S: Transport>(conn: &mut BufConn<S>, ctx: &mut Reque
         }
         body.take_buffered(conn, &mut out)?;
     }
-    let answered = send(conn, ctx, &service, &svc_label, worker, req, &mut body, out, body_timeout).await?;
-    relay(conn, ctx, req, chain, worker, &service.spec.config, answered).await
+    let answered = send(
+        conn,
+        ctx,
+        &service,
+        &svc_label,
+        worker,
+        req,
+        &mut body,
+        out,
+        body_timeout,
+    )
+    .await?;
+    relay(
+        conn,
+        ctx,
+        req,
+        chain,
+        worker,
+        &service.spec.config,
+        answered,
+    )
+    .await
 }
 
 fn client_gone() -> ProxyError {
@@ -131,36 +181,82 @@ async fn send<S: Transport>(
 ) -> Result<Answered, ProxyError> {
     let cfg = &service.spec.config;
     let attempts = cfg.retries as usize + 1;
-    let idempotent = matches!(&req.head.method[..], b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE");
+    let idempotent = matches!(
+        &req.head.method[..],
+        b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE"
+    );
     let mut tried: Vec<usize> = Vec::with_capacity(2);
     let mut fresh_only = false;
     let mut last_err: Option<ProxyError> = None;
     loop {
         if tried.len() >= attempts {
-            return Err(last_err.unwrap_or_else(|| ProxyError::upstream(502, "upstream_failed", "upstream failed")));
+            return Err(last_err.unwrap_or_else(|| {
+                ProxyError::upstream(502, "upstream_failed", "upstream failed")
+            }));
         }
         let now = Instant::now();
         let Some(bi) = balance::pick(service, &tried, now) else {
             return Err(last_err.unwrap_or_else(|| {
-                ProxyError::upstream(503, "no_healthy_upstream", format!("no healthy endpoint in service `{}`", service.name()))
+                ProxyError::upstream(
+                    503,
+                    "no_healthy_upstream",
+                    format!("no healthy endpoint in service `{}`", service.name()),
+                )
             }));
         };
         tried.push(bi);
         let backend = service.backends[bi].clone();
-        let pooled = if fresh_only { None } else { pool::take_idle(&backend, cfg.timeouts.idle.get(), now) };
+        let pooled = if fresh_only {
+            None
+        } else {
+            pool::take_idle(&backend, cfg.timeouts.idle.get(), now)
+        };
         let reused = pooled.is_some();
         let up = match pooled {
             Some(c) => c,
-            None => match pool::connect(&backend, cfg.timeouts.connect.get(), cfg.pool.max_per_endpoint).await {
+            None => match pool::connect(
+                &backend,
+                cfg.timeouts.connect.get(),
+                cfg.pool.max_per_endpoint,
+            )
+            .await
+            {
                 Ok(c) => {
-                    worker.metrics.borrow_mut().upstream_connect.entry(svc_label.clone()).or_default().observe(now.elapsed());
+                    worker
+                        .metrics
+                        .borrow_mut()
+                        .upstream_connect
+                        .entry(svc_label.clone())
+                        .or_default()
+                        .observe(now.elapsed());
                     c
                 }
                 Err(e) => {
                     let timed_out = e.kind() == std::io::ErrorKind::TimedOut;
-                    upstream_failed(worker, svc_label, &backend, cfg, if timed_out { "connect_timeout" } else { "connect" });
-                    let (status, code) = if timed_out { (504, "upstream_connect_timeout") } else { (502, "upstream_connect_failed") };
-                    last_err = Some(ProxyError::upstream(status, code, format!("cannot connect to {}: {e}", backend.addr)).retry_safe());
+                    upstream_failed(
+                        worker,
+                        svc_label,
+                        &backend,
+                        cfg,
+                        if timed_out {
+                            "connect_timeout"
+                        } else {
+                            "connect"
+                        },
+                    );
+                    let (status, code) = if timed_out {
+                        (504, "upstream_connect_timeout")
+                    } else {
+                        (502, "upstream_connect_failed")
+                    };
+                    last_err = Some(
+                        ProxyError::upstream(
+                            status,
+                            code,
+                            format!("cannot connect to {}: {e}", backend.addr),
+                        )
+                        .retry_safe(),
+                    );
                     continue;
                 }
             },
@@ -179,25 +275,43 @@ async fn send<S: Transport>(
                 continue;
             }
             upstream_failed(worker, svc_label, &backend, cfg, "write");
-            last_err = Some(ProxyError::upstream(502, "upstream_write_failed", format!("sending to {} failed: {e}", backend.addr)));
+            last_err = Some(ProxyError::upstream(
+                502,
+                "upstream_write_failed",
+                format!("sending to {} failed: {e}", backend.addr),
+            ));
             if replayable {
                 continue;
             }
-            return Err(last_err.unwrap_or_else(|| ProxyError::upstream(502, "upstream_write_failed", "")));
+            return Err(
+                last_err.unwrap_or_else(|| ProxyError::upstream(502, "upstream_write_failed", ""))
+            );
         }
         if !replayable {
-            stream_body(conn, &mut up, body, &mut out, body_timeout).await.inspect_err(|e| {
-                if e.source == Source::Upstream {
-                    upstream_failed(worker, svc_label, &backend, cfg, "write");
-                }
-            })?;
+            stream_body(conn, &mut up, body, &mut out, body_timeout)
+                .await
+                .inspect_err(|e| {
+                    if e.source == Source::Upstream {
+                        upstream_failed(worker, svc_label, &backend, cfg, "write");
+                    }
+                })?;
         }
         let sent_at = Instant::now();
         match read_head(&mut up, cfg.timeouts.response_header.get()).await {
             Ok(head) => {
                 backend.record_success();
-                worker.metrics.borrow_mut().upstream_response.entry(svc_label.clone()).or_default().observe(sent_at.elapsed());
-                return Ok(Answered { up, head, _in_flight: in_flight });
+                worker
+                    .metrics
+                    .borrow_mut()
+                    .upstream_response
+                    .entry(svc_label.clone())
+                    .or_default()
+                    .observe(sent_at.elapsed());
+                return Ok(Answered {
+                    up,
+                    head,
+                    _in_flight: in_flight,
+                });
             }
             Err(HeadFail::Closed) if reused && replayable && idempotent => {
                 tried.pop();
@@ -213,9 +327,24 @@ async fn send<S: Transport>(
     }
 }
 
-fn upstream_failed(worker: &Worker, svc: &Rc<str>, backend: &BackendRt, cfg: &aigw_config::Service, kind: &'static str) {
-    *worker.metrics.borrow_mut().upstream_errors.entry((svc.clone(), kind)).or_default() += 1;
-    backend.record_failure(cfg.passive_health.consecutive_failures, cfg.passive_health.ejection_time.get(), Instant::now());
+fn upstream_failed(
+    worker: &Worker,
+    svc: &Rc<str>,
+    backend: &BackendRt,
+    cfg: &aigw_config::Service,
+    kind: &'static str,
+) {
+    *worker
+        .metrics
+        .borrow_mut()
+        .upstream_errors
+        .entry((svc.clone(), kind))
+        .or_default() += 1;
+    backend.record_failure(
+        cfg.passive_health.consecutive_failures,
+        cfg.passive_health.ejection_time.get(),
+        Instant::now(),
+    );
 }
 
 /// Streams the rest of a request body the client is still sending.
@@ -233,9 +362,17 @@ async fn stream_body<S: Transport>(
             let len = out.len();
             let (r, o) = write_range(&mut up.io, std::mem::take(out), 0..len).await;
             *out = o;
-            r.map_err(|e| ProxyError::upstream(502, "upstream_write_failed", format!("sending the body failed: {e}")))?;
+            r.map_err(|e| {
+                ProxyError::upstream(
+                    502,
+                    "upstream_write_failed",
+                    format!("sending the body failed: {e}"),
+                )
+            })?;
         }
-        if !body.is_done() && conn.buffered().is_empty() {
+        // take_buffered stops only when what is buffered is not enough (a partial chunk-size
+        // line may remain), so more must be read whether or not the buffer is empty.
+        if !body.is_done() {
             body.read_more(conn, timeout).await?;
         }
     }
@@ -253,16 +390,43 @@ enum HeadFail {
 impl HeadFail {
     fn into_error(self, b: &BackendRt) -> (&'static str, ProxyError) {
         match self {
-            HeadFail::Closed => ("closed", ProxyError::upstream(502, "upstream_closed", format!("{} closed the connection without a response", b.addr))),
-            HeadFail::Timeout => ("response_timeout", ProxyError::upstream(504, "upstream_timeout", format!("{} did not answer in time", b.addr))),
-            HeadFail::Io(e) => ("read", ProxyError::upstream(502, "upstream_read_failed", format!("reading from {} failed: {e}", b.addr))),
-            HeadFail::Invalid(why) => ("invalid_response", ProxyError::upstream(502, "upstream_invalid_response", why)),
+            HeadFail::Closed => (
+                "closed",
+                ProxyError::upstream(
+                    502,
+                    "upstream_closed",
+                    format!("{} closed the connection without a response", b.addr),
+                ),
+            ),
+            HeadFail::Timeout => (
+                "response_timeout",
+                ProxyError::upstream(
+                    504,
+                    "upstream_timeout",
+                    format!("{} did not answer in time", b.addr),
+                ),
+            ),
+            HeadFail::Io(e) => (
+                "read",
+                ProxyError::upstream(
+                    502,
+                    "upstream_read_failed",
+                    format!("reading from {} failed: {e}", b.addr),
+                ),
+            ),
+            HeadFail::Invalid(why) => (
+                "invalid_response",
+                ProxyError::upstream(502, "upstream_invalid_response", why),
+            ),
         }
     }
 }
 
 /// Reads a final (non-1xx, or 101) response head within `timeout`.
-async fn read_head(up: &mut BufConn<UpstreamConn>, timeout: Duration) -> Result<ResponseHead, HeadFail> {
+async fn read_head(
+    up: &mut BufConn<UpstreamConn>,
+    timeout: Duration,
+) -> Result<ResponseHead, HeadFail> {
     let deadline = Instant::now() + timeout;
     let start_read = up.bytes_read;
     loop {
@@ -298,19 +462,36 @@ async fn relay<S: Transport>(
     cfg: &aigw_config::Service,
     answered: Answered,
 ) -> Result<(u16, Next), ProxyError> {
-    let Answered { mut up, mut head, _in_flight } = answered;
+    let Answered {
+        mut up,
+        mut head,
+        _in_flight,
+    } = answered;
     if head.status == 101 {
         if !req.upgrade {
-            return Err(ProxyError::upstream(502, "upstream_invalid_response", "101 Switching Protocols to a request that asked for no upgrade"));
+            return Err(ProxyError::upstream(
+                502,
+                "upstream_invalid_response",
+                "101 Switching Protocols to a request that asked for no upgrade",
+            ));
         }
         let mut out = Vec::with_capacity(512);
-        encode_response_head(&mut out, &head, ClientFraming::None { keep_length: false }, &ctx.response_headers, &ctx.request_id, false, false, true);
+        let how = ClientHead {
+            framing: ClientFraming::None { keep_length: false },
+            extra: &ctx.response_headers,
+            request_id: &ctx.request_id,
+            close: false,
+            keep_alive_header: false,
+            upgrade: true,
+        };
+        encode_response_head(&mut out, &head, &how);
         let (r, _) = conn.send_vec(out).await;
         r.map_err(|_| client_gone())?;
         return Ok((101, Next::Upgrade(Box::new(up))));
     }
     let method_head = req.head.method_is("HEAD");
-    let up_framing = response_framing(&head, method_head).map_err(|e| ProxyError::upstream(502, "upstream_invalid_response", e.reason))?;
+    let up_framing = response_framing(&head, method_head)
+        .map_err(|e| ProxyError::upstream(502, "upstream_invalid_response", e.reason))?;
     let up_keep_alive = response_keep_alive(&head);
     if let Some(local) = chain.response_headers(ctx, &req.head, &mut head) {
         let close = !req.keep_alive;
@@ -318,25 +499,57 @@ async fn relay<S: Transport>(
         encode_local(&mut out, &local, &ctx.response_headers, close, method_head);
         let (r, _) = conn.send_vec(out).await;
         r.map_err(|_| client_gone())?;
-        return Ok((local.head.status, if close { Next::Close } else { Next::KeepAlive }));
+        return Ok((
+            local.head.status,
+            if close { Next::Close } else { Next::KeepAlive },
+        ));
     }
     let transform = chain.wants_response_body();
     let http11 = req.head.version == Version::Http11;
     let client_framing = match up_framing {
-        Framing::Empty => ClientFraming::None { keep_length: method_head || head.status == 304 },
+        Framing::Empty => ClientFraming::None {
+            keep_length: method_head || head.status == 304,
+        },
         Framing::Length(n) if !transform => ClientFraming::Length(n),
         _ if http11 => ClientFraming::Chunked,
         _ => ClientFraming::Close,
     };
-    let close = !req.keep_alive || client_framing == ClientFraming::Close || worker.drain.is_fired();
+    let close =
+        !req.keep_alive || client_framing == ClientFraming::Close || worker.drain.is_fired();
     let mut out = crate::http::io::take_buffer();
-    let keep_alive_header = req.keep_alive && !http11;
-    encode_response_head(&mut out, &head, client_framing, &ctx.response_headers, &ctx.request_id, close, keep_alive_header, false);
+    let how = ClientHead {
+        framing: client_framing,
+        extra: &ctx.response_headers,
+        request_id: &ctx.request_id,
+        close,
+        keep_alive_header: req.keep_alive && !http11,
+        upgrade: false,
+    };
+    encode_response_head(&mut out, &head, &how);
     let idle = cfg.timeouts.idle.get();
     let result = match (up_framing, client_framing) {
-        (Framing::Empty, _) => conn.send_vec(out).await.0.map(|_| true).map_err(|_| RelayError::Client),
-        (Framing::Length(n), ClientFraming::Length(_)) => relay_length(conn, &mut up, out, n, idle).await,
-        _ => relay_decoded(conn, &mut up, out, up_framing, client_framing, chain, ctx, idle).await,
+        (Framing::Empty, _) => conn
+            .send_vec(out)
+            .await
+            .0
+            .map(|_| true)
+            .map_err(|_| RelayError::Client),
+        (Framing::Length(n), ClientFraming::Length(_)) => {
+            relay_length(conn, &mut up, out, n, idle).await
+        }
+        _ => {
+            relay_decoded(
+                conn,
+                &mut up,
+                out,
+                up_framing,
+                client_framing,
+                chain,
+                ctx,
+                idle,
+            )
+            .await
+        }
     };
     let status = head.status;
     match result {
@@ -349,8 +562,16 @@ async fn relay<S: Transport>(
         }
         Err(RelayError::Client) => Ok((status, Next::Close)),
         Err(RelayError::Upstream(kind)) => {
-            *worker.metrics.borrow_mut().upstream_errors.entry((Rc::from(cfg.name.as_str()), kind)).or_default() += 1;
-            crate::log::debug(format_args!("request {}: upstream failed mid-body ({kind}); closing the client connection", ctx.request_id));
+            *worker
+                .metrics
+                .borrow_mut()
+                .upstream_errors
+                .entry((Rc::from(cfg.name.as_str()), kind))
+                .or_default() += 1;
+            crate::log::debug(format_args!(
+                "request {}: upstream failed mid-body ({kind}); closing the client connection",
+                ctx.request_id
+            ));
             Ok((status, Next::Close))
         }
     }
@@ -373,9 +594,18 @@ async fn up_fill(up: &mut BufConn<UpstreamConn>, idle: Duration) -> Result<usize
 
 /// Content-Length to Content-Length: the head and what is buffered in one write, then the
 /// upstream's buffers straight to the client without copying.
-async fn relay_length<S: Transport>(conn: &mut BufConn<S>, up: &mut BufConn<UpstreamConn>, mut out: Vec<u8>, n: u64, idle: Duration) -> Result<bool, RelayError> {
+async fn relay_length<S: Transport>(
+    conn: &mut BufConn<S>,
+    up: &mut BufConn<UpstreamConn>,
+    mut out: Vec<u8>,
+    n: u64,
+    idle: Duration,
+) -> Result<bool, RelayError> {
     let mut left = n;
-    let first = up.buffered().len().min(usize::try_from(left).unwrap_or(usize::MAX));
+    let first = up
+        .buffered()
+        .len()
+        .min(usize::try_from(left).unwrap_or(usize::MAX));
     out.extend_from_slice(&up.buffered()[..first]);
     up.consume(first);
     left -= first as u64;
@@ -386,7 +616,10 @@ async fn relay_length<S: Transport>(conn: &mut BufConn<S>, up: &mut BufConn<Upst
         if up.buffered().is_empty() && up_fill(up, idle).await? == 0 {
             return Err(RelayError::Upstream("truncated"));
         }
-        let take = up.buffered().len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let take = up
+            .buffered()
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
         let (raw, pos) = up.take_raw();
         let (r, raw) = conn.send_range(raw, pos..pos + take).await;
         up.put_raw(raw, pos);
@@ -412,7 +645,8 @@ async fn relay_decoded<S: Transport>(
     idle: Duration,
 ) -> Result<bool, RelayError> {
     let transform = chain.wants_response_body();
-    let mut decoder = (up_framing == Framing::Chunked).then(|| ChunkedDecoder::new(MAX_RESPONSE_HEAD));
+    let mut decoder =
+        (up_framing == Framing::Chunked).then(|| ChunkedDecoder::new(MAX_RESPONSE_HEAD));
     let mut left = match up_framing {
         Framing::Length(n) => Some(n),
         _ => None,
@@ -432,7 +666,9 @@ async fn relay_decoded<S: Transport>(
     loop {
         while !ended && !up.buffered().is_empty() {
             if let Some(dec) = decoder.as_mut() {
-                let (used, piece) = dec.decode(up.buffered()).map_err(|_| RelayError::Upstream("bad_chunked"))?;
+                let (used, piece) = dec
+                    .decode(up.buffered())
+                    .map_err(|_| RelayError::Upstream("bad_chunked"))?;
                 match piece {
                     Piece::Data(r) => emit(&mut out, &up.buffered()[r], ctx, false),
                     Piece::NeedMore => {
@@ -447,7 +683,9 @@ async fn relay_decoded<S: Transport>(
                 up.consume(used);
             } else {
                 let avail = up.buffered().len();
-                let take = left.map_or(avail, |l| avail.min(usize::try_from(l).unwrap_or(usize::MAX)));
+                let take = left.map_or(avail, |l| {
+                    avail.min(usize::try_from(l).unwrap_or(usize::MAX))
+                });
                 emit(&mut out, &up.buffered()[..take], ctx, false);
                 up.consume(take);
                 if let Some(l) = left.as_mut() {

@@ -41,8 +41,18 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worke
     let (mut seen_in, mut seen_out) = (0u64, 0u64);
     loop {
         let state = worker.state();
-        let Some(cfg) = state.snap.config.listeners.iter().find(|l| *l.name == *listener) else { break };
-        if conn.buffered().is_empty() && !wait_for_request(&mut conn, cfg.timeouts.idle.get(), &worker.drain).await {
+        let Some(cfg) = state
+            .snap
+            .config
+            .listeners
+            .iter()
+            .find(|l| *l.name == *listener)
+        else {
+            break;
+        };
+        if conn.buffered().is_empty()
+            && !wait_for_request(&mut conn, cfg.timeouts.idle.get(), &worker.drain).await
+        {
             break;
         }
         let next = Box::pin(exchange::run(&mut conn, peer, &worker, &state, cfg)).await;
@@ -68,11 +78,16 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worke
 
 /// Waits until the next request's first bytes are buffered. `false`: close the connection
 /// (the client closed, idled out, or the worker is draining).
-async fn wait_for_request<S: Transport>(conn: &mut BufConn<S>, idle: Duration, drain: &Signal) -> bool {
+async fn wait_for_request<S: Transport>(
+    conn: &mut BufConn<S>,
+    idle: Duration,
+    drain: &Signal,
+) -> bool {
     let idle_deadline = Instant::now() + idle;
     loop {
         let hot_deadline = (Instant::now() + HOT_WAIT).min(idle_deadline);
-        match conn.fill_until(64 * 1024, hot_deadline, Some(drain)).await {
+        // Boxed: the read's state is large, and an idle connection should not carry it.
+        match Box::pin(conn.fill_until(64 * 1024, hot_deadline, Some(drain))).await {
             Ok(Filled::Bytes(n)) => return n > 0,
             Ok(Filled::Interrupted) | Err(_) => return false,
             Ok(Filled::TimedOut) if Instant::now() >= idle_deadline => return false,

@@ -9,7 +9,9 @@ use crate::http::{Framing, RequestHead, ResponseHead};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientFraming {
     /// No body; `keep_length` passes the upstream's Content-Length through (HEAD, 304).
-    None { keep_length: bool },
+    None {
+        keep_length: bool,
+    },
     Length(u64),
     Chunked,
     /// Raw bytes, then close (HTTP/1.0 clients without a known length).
@@ -38,7 +40,12 @@ pub struct Forwarded<'a> {
 
 /// Appends the upstream request head: hop-by-hop headers dropped, X-Forwarded-* and
 /// X-Request-Id set, framing as given (`Length` / `Chunked` / `Empty`).
-pub fn encode_upstream_head(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded<'_>, framing: Framing) {
+pub fn encode_upstream_head(
+    out: &mut Vec<u8>,
+    req: &RequestHead,
+    fwd: &Forwarded<'_>,
+    framing: Framing,
+) {
     out.extend_from_slice(&req.method);
     out.push(b' ');
     out.extend_from_slice(&req.uri);
@@ -98,18 +105,32 @@ pub fn encode_upstream_head(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarde
     out.extend_from_slice(b"\r\n");
 }
 
+/// How a response head for the client is written.
+#[derive(Clone, Copy)]
+pub struct ClientHead<'a> {
+    pub framing: ClientFraming,
+    /// Headers plugins queued.
+    pub extra: &'a [Header],
+    pub request_id: &'a str,
+    /// Say `Connection: close`.
+    pub close: bool,
+    /// Say `Connection: keep-alive` (an HTTP/1.0 client that asked for it).
+    pub keep_alive_header: bool,
+    /// A 101: keep the upstream's `Connection` and `Upgrade`.
+    pub upgrade: bool,
+}
+
 /// Appends a response head for the client. Hop-by-hop headers and the upstream's framing
-/// headers are replaced by aigw's own; `extra` are headers plugins queued.
-pub fn encode_response_head(
-    out: &mut Vec<u8>,
-    resp: &ResponseHead,
-    framing: ClientFraming,
-    extra: &[Header],
-    request_id: &str,
-    close: bool,
-    keep_alive_header: bool,
-    upgrade: bool,
-) {
+/// headers are replaced by aigw's own.
+pub fn encode_response_head(out: &mut Vec<u8>, resp: &ResponseHead, how: &ClientHead<'_>) {
+    let ClientHead {
+        framing,
+        extra,
+        request_id,
+        close,
+        keep_alive_header,
+        upgrade,
+    } = *how;
     out.extend_from_slice(b"HTTP/1.1 ");
     push_num(out, u64::from(resp.status));
     out.push(b' ');
@@ -125,7 +146,8 @@ pub fn encode_response_head(
             }
             continue;
         }
-        if upgrade && (n.eq_ignore_ascii_case(b"upgrade") || n.eq_ignore_ascii_case(b"connection")) {
+        if upgrade && (n.eq_ignore_ascii_case(b"upgrade") || n.eq_ignore_ascii_case(b"connection"))
+        {
             push_header(out, n, &h.value);
             continue;
         }
@@ -159,7 +181,13 @@ pub fn encode_response_head(
 
 /// Appends a whole local response (head and body) with a Content-Length.
 /// `head_only` (a HEAD request) keeps the length but leaves the body out.
-pub fn encode_local(out: &mut Vec<u8>, resp: &LocalResponse, extra: &[Header], close: bool, head_only: bool) {
+pub fn encode_local(
+    out: &mut Vec<u8>,
+    resp: &LocalResponse,
+    extra: &[Header],
+    close: bool,
+    head_only: bool,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_num(out, u64::from(resp.head.status));
     out.push(b' ');
@@ -189,15 +217,27 @@ mod tests {
     use crate::http::head::{parse_request, HeadLimits};
 
     fn req(raw: &str) -> RequestHead {
-        let limits = HeadLimits { max_header_bytes: 65536, max_uri_bytes: 8192 };
-        parse_request(raw.as_bytes(), limits).unwrap().unwrap().0.head
+        let limits = HeadLimits {
+            max_header_bytes: 65536,
+            max_uri_bytes: 8192,
+        };
+        parse_request(raw.as_bytes(), limits)
+            .unwrap()
+            .unwrap()
+            .0
+            .head
     }
 
     #[test]
     fn upstream_head_strips_hop_by_hop_and_adds_forwarding() {
         let r = req("GET /a HTTP/1.1\r\nHost: h:1\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nX-Forwarded-For: 1.1.1.1\r\nX-Keep: y\r\nX-Request-Id: spoof\r\n\r\n");
         let mut out = Vec::new();
-        let fwd = Forwarded { client_ip: "10.0.0.9", scheme: "http", request_id: "rid", upgrade: false };
+        let fwd = Forwarded {
+            client_ip: "10.0.0.9",
+            scheme: "http",
+            request_id: "rid",
+            upgrade: false,
+        };
         encode_upstream_head(&mut out, &r, &fwd, Framing::Empty);
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("GET /a HTTP/1.1\r\nhost: h:1\r\n"), "{s}");
@@ -216,10 +256,18 @@ mod tests {
     fn several_xff_lines_are_joined_in_order() {
         let r = req("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n");
         let mut out = Vec::new();
-        let fwd = Forwarded { client_ip: "3.3.3.3", scheme: "http", request_id: "r", upgrade: false };
+        let fwd = Forwarded {
+            client_ip: "3.3.3.3",
+            scheme: "http",
+            request_id: "r",
+            upgrade: false,
+        };
         encode_upstream_head(&mut out, &r, &fwd, Framing::Length(3));
         let s = String::from_utf8(out).unwrap();
-        assert!(s.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 3.3.3.3\r\n"), "{s}");
+        assert!(
+            s.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 3.3.3.3\r\n"),
+            "{s}"
+        );
         assert!(s.contains("content-length: 3\r\n"));
     }
 

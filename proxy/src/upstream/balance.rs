@@ -48,7 +48,9 @@ fn weighted(backends: &[Rc<BackendRt>], usable: impl Fn(usize) -> bool) -> Optio
         }
     }
     let i = best?;
-    backends[i].current_weight.set(backends[i].current_weight.get() - total);
+    backends[i]
+        .current_weight
+        .set(backends[i].current_weight.get() - total);
     Some(i)
 }
 
@@ -59,7 +61,11 @@ fn least_request(service: &ServiceRt, usable: impl Fn(usize) -> bool) -> Option<
     let mut best: Option<usize> = None;
     for k in 0..n {
         let i = (start + k) % n;
-        if usable(i) && best.is_none_or(|j| service.backends[i].in_flight.get() < service.backends[j].in_flight.get()) {
+        if usable(i)
+            && best.is_none_or(|j| {
+                service.backends[i].in_flight.get() < service.backends[j].in_flight.get()
+            })
+        {
             best = Some(i);
         }
     }
@@ -80,12 +86,19 @@ mod tests {
             .enumerate()
             .map(|(i, w)| format!("{{address: '127.0.0.{}:80', weight: {w}}}", i + 1))
             .collect();
-        let yaml = format!("name: s\nbalance: {balance}\nendpoints: [{}]\n", eps.join(", "));
+        let yaml = format!(
+            "name: s\nbalance: {balance}\nendpoints: [{}]\n",
+            eps.join(", ")
+        );
         let config: aigw_config::Service = serde_yaml_ng::from_str(&yaml).unwrap();
         let backends = weights
             .iter()
             .enumerate()
-            .map(|(i, &w)| Backend { addr: format!("127.0.0.{}:80", i + 1).parse().unwrap(), weight: w, endpoint: String::new() })
+            .map(|(i, &w)| Backend {
+                addr: format!("127.0.0.{}:80", i + 1).parse().unwrap(),
+                weight: w,
+                endpoint: String::new(),
+            })
             .collect();
         ServiceRt::new(&ServiceSpec { config, backends }, None)
     }
@@ -101,7 +114,10 @@ mod tests {
 
     #[test]
     fn round_robin_is_even() {
-        assert_eq!(counts(&service("round_robin", &[1, 1, 1]), 9), vec![3, 3, 3]);
+        assert_eq!(
+            counts(&service("round_robin", &[1, 1, 1]), 9),
+            vec![3, 3, 3]
+        );
     }
 
     #[test]
@@ -111,7 +127,10 @@ mod tests {
         let now = Instant::now();
         let seq: Vec<usize> = (0..7).map(|_| pick(&s, &[], now).unwrap()).collect();
         // smooth: the heavy backend never takes more than 3 in a row
-        assert!(seq.windows(4).all(|w| !w.iter().all(|&x| x == 0)), "{seq:?}");
+        assert!(
+            seq.windows(4).all(|w| !w.iter().all(|&x| x == 0)),
+            "{seq:?}"
+        );
     }
 
     #[test]

@@ -16,12 +16,16 @@ use super::{pool, BackendRt, ServiceRt};
 /// Starts the probe loop of a service on the current worker; it ends when the service is
 /// dropped (replaced by a reload that changed it, or removed).
 pub fn spawn(service: &Rc<ServiceRt>) {
-    let Some(hc) = service.spec.config.health_check.clone() else { return };
+    let Some(hc) = service.spec.config.health_check.clone() else {
+        return;
+    };
     let weak: Weak<ServiceRt> = Rc::downgrade(service);
     monoio::spawn(async move {
         loop {
             monoio::time::sleep(hc.interval.get()).await;
-            let Some(service) = weak.upgrade() else { return };
+            let Some(service) = weak.upgrade() else {
+                return;
+            };
             for b in &service.backends {
                 let b = b.clone();
                 let hc = hc.clone();
@@ -42,12 +46,19 @@ pub fn apply(b: &BackendRt, hc: &HealthCheck, ok: bool) {
         return;
     }
     let streak = b.probe_streak.get() + 1;
-    let needed = if ok { hc.healthy_threshold } else { hc.unhealthy_threshold };
+    let needed = if ok {
+        hc.healthy_threshold
+    } else {
+        hc.unhealthy_threshold
+    };
     if streak >= needed.max(1) {
         b.probe_healthy.set(ok);
         b.probe_streak.set(0);
         let state = if ok { "healthy" } else { "unhealthy" };
-        crate::log::warn(format_args!("upstream {} is {state} (active health check)", b.addr));
+        crate::log::warn(format_args!(
+            "upstream {} is {state} (active health check)",
+            b.addr
+        ));
     } else {
         b.probe_streak.set(streak);
     }
@@ -68,7 +79,10 @@ async fn probe(b: &Rc<BackendRt>, hc: &HealthCheck) -> bool {
         let mut buf = Vec::with_capacity(1024);
         loop {
             let len = buf.len();
-            let (res, slice) = conn.io.read(monoio::buf::IoBufMut::slice_mut(buf, len..1024)).await;
+            let (res, slice) = conn
+                .io
+                .read(monoio::buf::IoBufMut::slice_mut(buf, len..1024))
+                .await;
             buf = slice.into_inner();
             if res.ok()? == 0 {
                 return None;
@@ -81,7 +95,10 @@ async fn probe(b: &Rc<BackendRt>, hc: &HealthCheck) -> bool {
             }
         }
     };
-    let status = monoio::time::timeout(timeout + Duration::from_millis(1), run).await.ok().flatten();
+    let status = monoio::time::timeout(timeout + Duration::from_millis(1), run)
+        .await
+        .ok()
+        .flatten();
     match status {
         Some(s) if hc.expected_status.is_empty() => (200..400).contains(&s),
         Some(s) => hc.expected_status.contains(&s),
@@ -96,8 +113,13 @@ mod tests {
 
     #[test]
     fn thresholds_take_out_and_bring_back() {
-        let hc: HealthCheck = serde_yaml_ng::from_str("healthy_threshold: 2\nunhealthy_threshold: 3").unwrap();
-        let b = BackendRt::new(&Backend { addr: "127.0.0.1:1".parse().unwrap(), weight: 1, endpoint: String::new() });
+        let hc: HealthCheck =
+            serde_yaml_ng::from_str("healthy_threshold: 2\nunhealthy_threshold: 3").unwrap();
+        let b = BackendRt::new(&Backend {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            weight: 1,
+            endpoint: String::new(),
+        });
         apply(&b, &hc, false);
         apply(&b, &hc, false);
         assert!(b.probe_healthy.get());

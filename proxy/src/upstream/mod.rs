@@ -76,7 +76,10 @@ impl BackendRt {
         if threshold > 0 && n >= threshold {
             self.ejected_until.set(Some(now + ejection));
             self.failures.set(0);
-            crate::log::warn(format_args!("upstream {} ejected for {:?} after {n} failures", self.addr, ejection));
+            crate::log::warn(format_args!(
+                "upstream {} ejected for {:?} after {n} failures",
+                self.addr, ejection
+            ));
         }
     }
 }
@@ -98,12 +101,20 @@ impl ServiceRt {
             .iter()
             .map(|b| {
                 previous
-                    .and_then(|p| p.backends.iter().find(|o| o.addr == b.addr && o.weight == b.weight))
+                    .and_then(|p| {
+                        p.backends
+                            .iter()
+                            .find(|o| o.addr == b.addr && o.weight == b.weight)
+                    })
                     .cloned()
                     .unwrap_or_else(|| Rc::new(BackendRt::new(b)))
             })
             .collect();
-        ServiceRt { spec: spec.clone(), backends, cursor: Cell::new(0) }
+        ServiceRt {
+            spec: spec.clone(),
+            backends,
+            cursor: Cell::new(0),
+        }
     }
 
     pub fn name(&self) -> &str {

@@ -31,7 +31,9 @@ impl UpstreamConn {
 
 impl Drop for UpstreamConn {
     fn drop(&mut self) {
-        self.backend.open.set(self.backend.open.get().saturating_sub(1));
+        self.backend
+            .open
+            .set(self.backend.open.get().saturating_sub(1));
     }
 }
 
@@ -43,7 +45,11 @@ pub struct PooledConn {
 
 /// The freshest usable idle connection to `backend`, dropping any that aged past
 /// `idle_timeout` or were closed by the upstream.
-pub fn take_idle(backend: &Rc<BackendRt>, idle_timeout: Duration, now: Instant) -> Option<UpstreamConn> {
+pub fn take_idle(
+    backend: &Rc<BackendRt>,
+    idle_timeout: Duration,
+    now: Instant,
+) -> Option<UpstreamConn> {
     let mut idle = backend.idle.borrow_mut();
     while let Some(p) = idle.pop() {
         let age = now.saturating_duration_since(p.idle_since);
@@ -64,12 +70,19 @@ pub fn put_idle(conn: UpstreamConn, max_idle: usize, now: Instant) {
     let backend = conn.backend.clone();
     let mut idle = backend.idle.borrow_mut();
     if idle.len() < max_idle {
-        idle.push(PooledConn { conn, idle_since: now });
+        idle.push(PooledConn {
+            conn,
+            idle_since: now,
+        });
     }
 }
 
 /// Opens a new connection within `timeout`. Refuses when `max_open` (0 = no limit) is reached.
-pub async fn connect(backend: &Rc<BackendRt>, timeout: Duration, max_open: usize) -> io::Result<UpstreamConn> {
+pub async fn connect(
+    backend: &Rc<BackendRt>,
+    timeout: Duration,
+    max_open: usize,
+) -> io::Result<UpstreamConn> {
     if max_open > 0 && backend.open.get() >= max_open {
         return Err(io::Error::other("connection limit of the backend reached"));
     }
@@ -87,27 +100,44 @@ fn looks_open(io: &TcpStream) -> bool {
     // SAFETY: `fd` is a live socket owned by `io` for the duration of the call; the buffer is a
     // valid one-byte stack location; MSG_PEEK|MSG_DONTWAIT neither consumes data nor blocks.
     let n = unsafe {
-        libc::recv(io.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        libc::recv(
+            io.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
     };
     n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
 impl monoio::io::AsyncReadRent for UpstreamConn {
-    fn read<T: monoio::buf::IoBufMut>(&mut self, buf: T) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
+    fn read<T: monoio::buf::IoBufMut>(
+        &mut self,
+        buf: T,
+    ) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
         self.io.read(buf)
     }
 
-    fn readv<T: monoio::buf::IoVecBufMut>(&mut self, buf: T) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
+    fn readv<T: monoio::buf::IoVecBufMut>(
+        &mut self,
+        buf: T,
+    ) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
         self.io.readv(buf)
     }
 }
 
 impl monoio::io::AsyncWriteRent for UpstreamConn {
-    fn write<T: monoio::buf::IoBuf>(&mut self, buf: T) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
+    fn write<T: monoio::buf::IoBuf>(
+        &mut self,
+        buf: T,
+    ) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
         self.io.write(buf)
     }
 
-    fn writev<T: monoio::buf::IoVecBuf>(&mut self, buf: T) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
+    fn writev<T: monoio::buf::IoVecBuf>(
+        &mut self,
+        buf: T,
+    ) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
         self.io.writev(buf)
     }
 

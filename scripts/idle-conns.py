@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""Usage: scripts/idle-conns.py PORT GATEWAY_PID N
+
+Opens N keep-alive connections to a gateway, makes one request on each, then holds them
+idle and reports the gateway's RSS growth per connection (VmRSS delta / N)."""
+import asyncio, os, sys, time
+
+async def one(host, port, held):
+    r, w = await asyncio.open_connection(host, port)
+    w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await w.drain()
+    head = await r.readuntil(b"\r\n\r\n")
+    length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+    await r.readexactly(length)
+    held.append((r, w))
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+async def main():
+    port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    before = rss_kib(pid)
+    held = []
+    for start in range(0, n, 500):
+        await asyncio.gather(*(one("127.0.0.1", port, held) for _ in range(start, min(n, start + 500))))
+    await asyncio.sleep(4)  # past the 2 s hot wait: idle connections hold no buffer
+    after = rss_kib(pid)
+    print(f"connections={len(held)} rss_before_kib={before} rss_after_kib={after} per_conn_bytes={(after-before)*1024/len(held):.0f}")
+
+asyncio.run(main())
