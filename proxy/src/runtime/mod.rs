@@ -79,7 +79,7 @@ struct Control {
     bound: HashMap<String, (String, std::net::SocketAddr)>,
     access_log: Option<(String, AccessLog)>,
     status: Arc<ControlStatus>,
-    file_stamp: Option<(SystemTime, u64)>,
+    file_stamp: Option<FileStamp>,
     next_resolve: Instant,
 }
 
@@ -192,7 +192,8 @@ impl Control {
     /// Once a second: reload if the file changed, re-resolve names when due.
     fn tick(&mut self) {
         let stamp = file_stamp(&self.source);
-        if stamp.is_some() && stamp != self.file_stamp {
+        // Compare content only: a touched file that did not change is not a reload.
+        if stamp.is_some() && stamp.map(|s| s.2) != self.file_stamp.map(|s| s.2) {
             self.file_stamp = stamp;
             let _ = self.reload("config file changed");
         }
@@ -391,13 +392,21 @@ fn resolve_interval(snap: &Snapshot) -> Duration {
         .max(Duration::from_secs(1))
 }
 
-fn file_stamp(source: &ConfigSource) -> Option<(SystemTime, u64)> {
-    match source {
-        ConfigSource::File(p) => std::fs::metadata(p)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len()))),
-        ConfigSource::Embedded => None,
-    }
+/// What identifies a version of the config file: its mtime, length and a hash of its bytes.
+/// The hash matters: two writes within one timestamp tick that keep the size (one digit
+/// changed) leave mtime and length alone. Reading a config file once a second is cheap.
+type FileStamp = (SystemTime, u64, u64);
+
+fn file_stamp(source: &ConfigSource) -> Option<FileStamp> {
+    use std::hash::{Hash, Hasher};
+    let ConfigSource::File(p) = source else {
+        return None;
+    };
+    let meta = std::fs::metadata(p).ok()?;
+    let bytes = std::fs::read(p).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some((meta.modified().ok()?, meta.len(), h.finish()))
 }
 
 fn unix_now() -> u64 {

@@ -15,7 +15,7 @@ use super::Next;
 use crate::error::{to_response, LocalResponse, ProxyError};
 use crate::http::head::{parse_request, HeadError, HeadLimits};
 use crate::http::io::{BufConn, Filled, Transport};
-use crate::http::{Framing, ParsedRequest};
+use crate::http::{Framing, Header, ParsedRequest};
 use crate::observe::metrics::method_label;
 use crate::plugin::{Chain, RequestCtx, RequestOutcome};
 use crate::runtime::state::WorkerState;
@@ -51,7 +51,13 @@ pub(super) async fn run<S: Transport>(
             let id = new_request_id();
             let resp = LocalResponse::json_error(e.status, "bad_request", e.reason, &id);
             let mut out = Vec::with_capacity(256);
-            encode_local(&mut out, &resp, &[], true, false);
+            encode_local(
+                &mut out,
+                &resp,
+                &[Header::new("x-request-id", id)],
+                true,
+                false,
+            );
             let _ = conn.send_vec(out).await;
             worker.metrics.borrow_mut().request(
                 &state.unmatched_label,
@@ -254,7 +260,8 @@ async fn respond_local<S: Transport>(
         keep = body_unread && !req.expect_continue && drain_body(conn, req.framing).await;
     }
     let mut out = Vec::with_capacity(256 + resp.body.len());
-    encode_local(&mut out, &resp, &[], !keep, req.head.method_is("HEAD"));
+    let id = Header::new("x-request-id", ctx.request_id.clone());
+    encode_local(&mut out, &resp, &[id], !keep, req.head.method_is("HEAD"));
     let (r, _) = conn.send_vec(out).await;
     let status = resp.head.status;
     if r.is_err() || !keep {

@@ -40,6 +40,15 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worke
     let mut conn = BufConn::new(stream);
     let (mut seen_in, mut seen_out) = (0u64, 0u64);
     loop {
+        if conn.buffered().is_empty() {
+            let Some(idle) = listener_idle(&worker, &listener) else {
+                break;
+            };
+            if !wait_for_request(&mut conn, idle, &worker.drain).await {
+                break;
+            }
+        }
+        // Taken only now that a request has begun, so a reload during the idle wait applies.
         let state = worker.state();
         let Some(cfg) = state
             .snap
@@ -50,11 +59,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worke
         else {
             break;
         };
-        if conn.buffered().is_empty()
-            && !wait_for_request(&mut conn, cfg.timeouts.idle.get(), &worker.drain).await
-        {
-            break;
-        }
         let next = Box::pin(exchange::run(&mut conn, peer, &worker, &state, cfg)).await;
         {
             let mut m = worker.metrics.borrow_mut();
@@ -74,6 +78,18 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worke
             }
         }
     }
+}
+
+/// The idle timeout of a listener under the current config; `None` once it was removed.
+fn listener_idle(worker: &Worker, listener: &str) -> Option<Duration> {
+    let state = worker.state();
+    let cfg = state
+        .snap
+        .config
+        .listeners
+        .iter()
+        .find(|l| l.name == listener)?;
+    Some(cfg.timeouts.idle.get())
 }
 
 /// Waits until the next request's first bytes are buffered. `false`: close the connection
