@@ -58,14 +58,14 @@ impl ProxyError {
         ProxyError::new(Source::Upstream, status, code, message)
     }
 
+    /// The client went away mid-exchange: nothing more can be sent to it (logged as 499).
+    pub fn client_gone() -> ProxyError {
+        ProxyError::downstream(499, "client_closed", "the client went away")
+    }
+
     pub fn retry_safe(mut self) -> ProxyError {
         self.retry_safe = true;
         self
-    }
-
-    /// The OpenAI-style error type for this status, so SDKs map it to the right exception.
-    pub fn error_type(&self) -> &'static str {
-        error_type(self.status)
     }
 }
 

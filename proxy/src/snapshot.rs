@@ -49,14 +49,23 @@ impl Snapshot {
     /// Compiles a validated config. Names that do not resolve leave the service with fewer
     /// backends (logged); they are retried at the next re-resolution.
     pub fn build(config: Config, generation: u64, resolve: &Resolver) -> Result<Snapshot, String> {
-        let services: Vec<ServiceSpec> = config
-            .services
-            .iter()
-            .map(|s| ServiceSpec {
-                config: s.clone(),
-                backends: resolve_service(s, resolve),
-            })
-            .collect();
+        let services = resolve_all(&config, resolve);
+        Snapshot::compile(config, services, generation)
+    }
+
+    /// The next generation of this snapshot with endpoint names resolved again; `None` when
+    /// no address changed.
+    pub fn re_resolved(&self, resolve: &Resolver) -> Option<Result<Snapshot, String>> {
+        let fresh = resolve_all(&self.config, resolve);
+        (fresh != self.services)
+            .then(|| Snapshot::compile(self.config.clone(), fresh, self.generation + 1))
+    }
+
+    fn compile(
+        config: Config,
+        services: Vec<ServiceSpec>,
+        generation: u64,
+    ) -> Result<Snapshot, String> {
         let index: HashMap<String, usize> = config
             .services
             .iter()
@@ -71,19 +80,17 @@ impl Snapshot {
             services,
         })
     }
+}
 
-    /// The same config with endpoint names resolved again; `None` when nothing changed.
-    pub fn re_resolve(&self, resolve: &Resolver) -> Option<Vec<ServiceSpec>> {
-        let fresh: Vec<ServiceSpec> = self
-            .services
-            .iter()
-            .map(|s| ServiceSpec {
-                config: s.config.clone(),
-                backends: resolve_service(&s.config, resolve),
-            })
-            .collect();
-        (fresh != self.services).then_some(fresh)
-    }
+fn resolve_all(config: &Config, resolve: &Resolver) -> Vec<ServiceSpec> {
+    config
+        .services
+        .iter()
+        .map(|s| ServiceSpec {
+            config: s.clone(),
+            backends: resolve_service(s, resolve),
+        })
+        .collect()
 }
 
 fn resolve_service(service: &aigw_config::Service, resolve: &Resolver) -> Vec<Backend> {

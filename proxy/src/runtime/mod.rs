@@ -79,7 +79,8 @@ struct Control {
     bound: HashMap<String, (String, std::net::SocketAddr)>,
     access_log: Option<(String, AccessLog)>,
     status: Arc<ControlStatus>,
-    file_stamp: Option<FileStamp>,
+    /// Hash of the config file's bytes as last loaded.
+    file_digest: Option<u64>,
     next_resolve: Instant,
 }
 
@@ -107,7 +108,7 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
         last_error: Mutex::new(None),
     });
     let mut control = Control {
-        file_stamp: file_stamp(&source),
+        file_digest: config_digest(&source),
         source,
         workers: Vec::new(),
         next_resolve: Instant::now() + resolve_interval(&snap),
@@ -191,37 +192,28 @@ impl Control {
 
     /// Once a second: reload if the file changed, re-resolve names when due.
     fn tick(&mut self) {
-        let stamp = file_stamp(&self.source);
-        // Compare content only: a touched file that did not change is not a reload.
-        if stamp.is_some() && stamp.map(|s| s.2) != self.file_stamp.map(|s| s.2) {
-            self.file_stamp = stamp;
+        let digest = config_digest(&self.source);
+        if digest.is_some() && digest != self.file_digest {
+            self.file_digest = digest;
             let _ = self.reload("config file changed");
         }
         if Instant::now() >= self.next_resolve {
             self.next_resolve = Instant::now() + resolve_interval(&self.snap);
-            if let Some(services) = self.snap.re_resolve(&system_resolve) {
-                let snap = Snapshot {
-                    generation: self.snap.generation + 1,
-                    config: self.snap.config.clone(),
-                    router: crate::route::Router::build(
-                        &self.snap.config,
-                        &service_index(&self.snap.config),
-                    )
-                    .unwrap_or_default(),
-                    services,
-                };
-                crate::log::info(format_args!(
-                    "endpoint addresses changed; generation {}",
-                    snap.generation
-                ));
-                let _ = self.commit(Arc::new(snap), Vec::new());
+            match self.snap.re_resolved(&system_resolve) {
+                None => {}
+                Some(Ok(snap)) => {
+                    let g = snap.generation;
+                    crate::log::info(format_args!("endpoint addresses changed; generation {g}"));
+                    let _ = self.commit(Arc::new(snap), Vec::new());
+                }
+                Some(Err(e)) => crate::log::error(format_args!("re-resolution not applied: {e}")),
             }
         }
     }
 
     /// Loads, validates and applies the config; on any error the old one keeps serving.
     fn reload(&mut self, why: &str) -> Result<u64, String> {
-        self.file_stamp = file_stamp(&self.source);
+        self.file_digest = config_digest(&self.source);
         let result = self.try_reload();
         match &result {
             Ok(g) => {
@@ -372,15 +364,6 @@ impl Control {
     }
 }
 
-fn service_index(config: &Config) -> HashMap<String, usize> {
-    config
-        .services
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.clone(), i))
-        .collect()
-}
-
 /// The shortest `resolve_interval` of any service (at least one second).
 fn resolve_interval(snap: &Snapshot) -> Duration {
     snap.config
@@ -392,21 +375,18 @@ fn resolve_interval(snap: &Snapshot) -> Duration {
         .max(Duration::from_secs(1))
 }
 
-/// What identifies a version of the config file: its mtime, length and a hash of its bytes.
-/// The hash matters: two writes within one timestamp tick that keep the size (one digit
-/// changed) leave mtime and length alone. Reading a config file once a second is cheap.
-type FileStamp = (SystemTime, u64, u64);
-
-fn file_stamp(source: &ConfigSource) -> Option<FileStamp> {
+/// A hash of the config file's bytes. Content, not mtime and size: two writes within one
+/// timestamp tick that keep the size (one digit changed) leave those alone, and a touched file
+/// that did not change is not a reload. Reading a config file once a second is cheap.
+fn config_digest(source: &ConfigSource) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let ConfigSource::File(p) = source else {
         return None;
     };
-    let meta = std::fs::metadata(p).ok()?;
     let bytes = std::fs::read(p).ok()?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
-    Some((meta.modified().ok()?, meta.len(), h.finish()))
+    Some(h.finish())
 }
 
 fn unix_now() -> u64 {

@@ -65,6 +65,16 @@ impl BodyIn {
         conn: &mut BufConn<S>,
         out: &mut Vec<u8>,
     ) -> Result<(), ProxyError> {
+        self.take(conn, out, true)
+    }
+
+    /// [`BodyIn::take_buffered`], with `reframe` false: `out` gets the decoded data only.
+    fn take<S>(
+        &mut self,
+        conn: &mut BufConn<S>,
+        out: &mut Vec<u8>,
+        reframe: bool,
+    ) -> Result<(), ProxyError> {
         loop {
             match &mut self.kind {
                 Kind::Done => return Ok(()),
@@ -90,7 +100,11 @@ impl BodyIn {
                     match piece {
                         Piece::Data(r) => {
                             let n = r.len();
-                            encode_chunk(out, &conn.buffered()[r]);
+                            if reframe {
+                                encode_chunk(out, &conn.buffered()[r]);
+                            } else {
+                                out.extend_from_slice(&conn.buffered()[r]);
+                            }
                             conn.consume(used);
                             self.count(n)?;
                         }
@@ -99,7 +113,9 @@ impl BodyIn {
                             return Ok(());
                         }
                         Piece::End(trailers) => {
-                            encode_end(out, &trailers);
+                            if reframe {
+                                encode_end(out, &trailers);
+                            }
                             conn.consume(used);
                             self.kind = Kind::Done;
                             return Ok(());
@@ -156,6 +172,14 @@ impl BodyIn {
         }
     }
 
+    /// Tells a client that sent `Expect: 100-continue` to send its body.
+    pub async fn send_continue<S: Transport>(conn: &mut BufConn<S>) -> Result<(), ProxyError> {
+        let (r, _) = conn
+            .send_vec(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await;
+        r.map_err(|_| ProxyError::client_gone())
+    }
+
     /// Reads the whole body into memory (for plugins that need it), up to the limit.
     pub async fn read_all<S: Transport>(
         &mut self,
@@ -163,36 +187,12 @@ impl BodyIn {
         timeout: Duration,
     ) -> Result<Vec<u8>, ProxyError> {
         let mut raw = Vec::new();
-        // Chunked bodies are collected decoded: re-encode into a scratch and decode again would
-        // be waste, so collect data pieces directly.
         loop {
-            match &mut self.kind {
-                Kind::Done => return Ok(raw),
-                Kind::Length(_) => self.take_buffered(conn, &mut raw)?,
-                Kind::Chunked(dec) => {
-                    let (used, piece) = dec.decode(conn.buffered()).map_err(|e| {
-                        ProxyError::downstream(e.status, "bad_chunked_body", e.reason)
-                    })?;
-                    match piece {
-                        Piece::Data(r) => {
-                            let n = r.len();
-                            raw.extend_from_slice(&conn.buffered()[r]);
-                            conn.consume(used);
-                            self.count(n)?;
-                            continue;
-                        }
-                        Piece::NeedMore => conn.consume(used),
-                        Piece::End(_) => {
-                            conn.consume(used);
-                            self.kind = Kind::Done;
-                            continue;
-                        }
-                    }
-                }
+            self.take(conn, &mut raw, false)?;
+            if self.is_done() {
+                return Ok(raw);
             }
-            if !self.is_done() {
-                self.read_more(conn, timeout).await?;
-            }
+            self.read_more(conn, timeout).await?;
         }
     }
 }

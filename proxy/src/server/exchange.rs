@@ -180,13 +180,11 @@ async fn handle<S: Transport>(
     let mut buffered = None;
     if let Some(limit) = need_body {
         let limit = (limit as u64).min(max_body);
-        if req.expect_continue && req.framing.has_body() {
-            let (r, _) = conn
-                .send_vec(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
-                .await;
-            if r.is_err() {
-                return (499, Next::Close);
-            }
+        if req.expect_continue
+            && req.framing.has_body()
+            && BodyIn::send_continue(conn).await.is_err()
+        {
+            return (499, Next::Close);
         }
         let mut body = BodyIn::new(req.framing, limit, listener.limits.max_header_bytes);
         let mut data = match body.read_all(conn, listener.timeouts.body_read.get()).await {

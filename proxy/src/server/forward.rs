@@ -108,10 +108,7 @@ pub(super) async fn forward<S: Transport>(
     }
     let body_timeout = listener.timeouts.body_read.get();
     if req.expect_continue && buffered.is_none() && req.framing.has_body() {
-        let (r, _) = conn
-            .send_vec(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
-            .await;
-        r.map_err(|_| client_gone())?;
+        BodyIn::send_continue(conn).await?;
     }
     let framing = buffered
         .as_ref()
@@ -160,10 +157,6 @@ pub(super) async fn forward<S: Transport>(
         answered,
     )
     .await
-}
-
-fn client_gone() -> ProxyError {
-    ProxyError::downstream(499, "client_closed", "the client went away")
 }
 
 /// Sends the request, retrying where the rules above allow, and reads the response head.
@@ -486,7 +479,7 @@ async fn relay<S: Transport>(
         };
         encode_response_head(&mut out, &head, &how);
         let (r, _) = conn.send_vec(out).await;
-        r.map_err(|_| client_gone())?;
+        r.map_err(|_| ProxyError::client_gone())?;
         return Ok((101, Next::Upgrade(Box::new(up))));
     }
     let method_head = req.head.method_is("HEAD");
@@ -498,7 +491,7 @@ async fn relay<S: Transport>(
         let mut out = Vec::with_capacity(256 + local.body.len());
         encode_local(&mut out, &local, &ctx.response_headers, close, method_head);
         let (r, _) = conn.send_vec(out).await;
-        r.map_err(|_| client_gone())?;
+        r.map_err(|_| ProxyError::client_gone())?;
         return Ok((
             local.head.status,
             if close { Next::Close } else { Next::KeepAlive },
