@@ -70,4 +70,50 @@ fn json_lines_per_request(driver: &str) {
     }
 }
 
-both_drivers!(json_lines_per_request);
+fn lines_carry_consumer_bytes_and_upstream(driver: &str) {
+    // Issue item 12: "time, request id, route, consumer, status, durations, bytes, upstream".
+    let up = Upstream::start(|_| Reply::ok("0123456789"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let yaml = format!(
+        "{}services:\n  - name: backend\n    endpoints: [\"{}\"]\nroutes:\n  - name: api\n    service: backend\nconsumers:\n  - name: alice\n    api_keys: [\"alice-key\"]\nplugins:\n  - name: key-auth\naccess_log:\n  path: \"{}\"\n",
+        head(""),
+        up.endpoint(),
+        path.display()
+    );
+    let gw = Gateway::start(&yaml, driver);
+    let r = request(
+        gw.addr,
+        "POST",
+        "/api",
+        &[("x-api-key", "alice-key")],
+        b"twelve bytes",
+    );
+    assert_eq!(r.status, 200);
+    let deadline = Instant::now() + WAIT;
+    let line: serde_json::Value = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(l) = text.lines().next() {
+            break serde_json::from_str(l).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no access log line");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(line["consumer"], "alice", "{line}");
+    let obj = line.as_object().unwrap();
+    assert!(
+        obj.iter()
+            .any(|(k, v)| k.contains("bytes") && v.is_number()),
+        "no byte counts in the access log line: {line}"
+    );
+    assert!(
+        obj.iter()
+            .any(|(k, v)| k.contains("upstream") && v.to_string().contains(&up.endpoint())),
+        "no upstream in the access log line: {line}"
+    );
+}
+
+both_drivers!(
+    json_lines_per_request,
+    lines_carry_consumer_bytes_and_upstream
+);

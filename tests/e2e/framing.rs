@@ -283,6 +283,19 @@ fn body_over_route_limit_content_length(driver: &str) {
     assert_eq!(up.count(), 1);
 }
 
+fn body_over_limit_with_expect_continue(driver: &str) {
+    // The declared length is already over the limit: 413 at once, never `100 Continue`.
+    let (up, gw) = setup(driver);
+    let mut c = Conn::connect(gw.addr);
+    c.send(
+        b"POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let r = c.try_read_any(false).expect("a response");
+    assert_eq!(r.status, 413, "{}", r.head);
+    r.error_code();
+    up.assert_untouched("413 with Expect");
+}
+
 fn body_over_route_limit_chunked(driver: &str) {
     let mut req = b"POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..4 {
@@ -341,6 +354,7 @@ both_drivers!(
     header_section_too_large,
     uri_too_long,
     body_over_route_limit_content_length,
+    body_over_limit_with_expect_continue,
     body_over_route_limit_chunked,
     body_over_route_limit_chunked_streaming,
 );

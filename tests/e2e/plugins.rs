@@ -269,6 +269,69 @@ fn cors(driver: &str) {
     );
 }
 
+fn cors_policy_replaces_upstream_grant_for_foreign_origin(driver: &str) {
+    // The upstream answers `Access-Control-Allow-Origin: *`. With `allow_origins` limited to
+    // one origin, a browser on another origin must not be granted access: the gateway's
+    // policy is the one browsers see (docs/plugins.md, cors).
+    let (_up, gw) = setup(driver);
+    let r = get(gw.addr, "/cors/x", &[("Origin", "https://evil.example")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "a foreign origin is granted by the upstream's CORS header:\n{}",
+        r.head
+    );
+}
+
+fn refusal_with_expect_continue_sends_no_100(driver: &str) {
+    // A request the gateway refuses is answered at once: no `100 Continue` invites a body
+    // nobody will read.
+    let (up, gw) = setup(driver);
+    let mut c = Conn::connect(gw.addr);
+    c.send(b"POST /ka HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let r = c.try_read_any(false).expect("a response");
+    assert_eq!(r.status, 401, "{}", r.head);
+    assert_eq!(up.count(), 0);
+}
+
+fn refused_request_body_is_not_a_next_request(driver: &str) {
+    // A refused request's body is read and dropped (or the connection closed): it must never
+    // be taken for the next request on the connection.
+    let (up, gw) = setup(driver);
+    for chunked in [false, true] {
+        let smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut req = b"POST /ka HTTP/1.1\r\nHost: x\r\n".to_vec();
+        if chunked {
+            req.extend(
+                format!("Transfer-Encoding: chunked\r\n\r\n{:x}\r\n", smuggled.len()).as_bytes(),
+            );
+            req.extend(smuggled);
+            req.extend(b"\r\n0\r\n\r\n");
+        } else {
+            req.extend(format!("Content-Length: {}\r\n\r\n", smuggled.len()).as_bytes());
+            req.extend(smuggled);
+        }
+        let mut c = Conn::connect(gw.addr);
+        c.send(&req);
+        let r = c.read_response();
+        assert_eq!(r.status, 401);
+        c.send_lossy(&request_bytes("GET", "/open-after", &[], b""));
+        if let Ok(next) = c.try_read_any(false) {
+            assert_eq!(next.status, 200, "chunked={chunked}: {}", next.head);
+            assert_eq!(next.body_str(), "GET /open-after", "chunked={chunked}");
+        }
+    }
+    assert!(
+        up.requests().iter().all(|r| r.path() != "/smuggled"),
+        "a body became a request: {:?}",
+        up.requests()
+            .iter()
+            .map(|r| r.target.clone())
+            .collect::<Vec<_>>()
+    );
+}
+
 fn header_edits(driver: &str) {
     let (up, gw) = setup(driver);
     let r = get(
@@ -385,6 +448,9 @@ fn scopes(driver: &str) {
 }
 
 both_drivers!(
+    cors_policy_replaces_upstream_grant_for_foreign_origin,
+    refusal_with_expect_continue_sends_no_100,
+    refused_request_body_is_not_a_next_request,
     key_auth,
     basic_auth,
     ip_restriction,

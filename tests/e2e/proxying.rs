@@ -103,6 +103,42 @@ fn client_keep_alive(driver: &str) {
         Some(1.0),
         "five requests, one client connection:\n{m}"
     );
+    // `Connection: close` from the client: answered, then closed.
+    c.send(&request_bytes(
+        "GET",
+        "/last",
+        &[("Connection", "close")],
+        b"",
+    ));
+    let r = c.read_response();
+    assert_eq!(r.body_str(), "/last");
+    assert!(
+        c.closed_within(WAIT).is_ok(),
+        "closed after `Connection: close`"
+    );
+}
+
+fn http10_keep_alive(driver: &str) {
+    let up = Upstream::start(|r| Reply::ok(r.target.clone()));
+    let gw = Gateway::start(&simple(&[&up.endpoint()]), driver);
+    let mut c = Conn::connect(gw.addr);
+    for path in ["/one", "/two"] {
+        c.send(
+            format!("GET {path} HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n").as_bytes(),
+        );
+        let r = c.read_response();
+        assert_eq!(r.body_str(), path);
+        assert!(
+            r.header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")),
+            "an HTTP/1.0 keep-alive answer says so:\n{}",
+            r.head
+        );
+    }
+    // Without `Connection: keep-alive`, HTTP/1.0 closes.
+    c.send(b"GET /three HTTP/1.0\r\nHost: x\r\n\r\n");
+    assert_eq!(c.read_response().body_str(), "/three");
+    assert!(c.closed_within(WAIT).is_ok());
 }
 
 fn upstream_keep_alive(driver: &str) {
@@ -243,6 +279,9 @@ fn large_upload_streams(driver: &str) {
         "Expect is hop-by-hop for the gateway"
     );
     let growth = peak.saturating_sub(before);
+    eprintln!(
+        "{driver}: gateway RSS {before} KiB before a {SIZE}-byte upload, peak {peak} KiB during it"
+    );
     assert!(
         peak < 40 * 1024 && growth < 16 * 1024,
         "a 50 MiB upload must stream: RSS {before} KiB before, peak {peak} KiB"
@@ -601,6 +640,113 @@ fn request_id_returned_on_gateway_errors(driver: &str) {
     }
 }
 
+fn large_download_streams(driver: &str) {
+    // 50 MiB down, once with a Content-Length and once chunked, through bounded memory.
+    const SIZE: usize = 50 << 20;
+    let body: Arc<Vec<u8>> = Arc::new((0..SIZE).map(|i| (i * 7 % 251) as u8).collect());
+    let hash = fnv1a(FNV_START, &body);
+    let b = body.clone();
+    let up = Upstream::start(move |r| {
+        if r.path() == "/chunked" {
+            let chunks: Vec<&[u8]> = b.chunks(1 << 20).collect();
+            Reply::chunked(200, &[], &chunks, &[])
+        } else {
+            Reply::full(200, &[], b.as_slice())
+        }
+    });
+    let gw = Gateway::start(&simple(&[&up.endpoint()]), driver);
+    assert_eq!(get(gw.addr, "/warm-up", &[]).status, 200);
+    let before = gw.rss_kib();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_rss(gw.pid, stop.clone());
+    let mut c = Conn::connect(gw.addr);
+    for path in ["/length", "/chunked"] {
+        c.send(&request_bytes("GET", path, &[], b""));
+        let r = c.read_response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), SIZE, "{path}");
+        assert_eq!(
+            fnv1a(FNV_START, &r.body),
+            hash,
+            "{path}: the body must arrive byte-identical"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    let peak = sampler.join().unwrap();
+    assert!(
+        peak < 40 * 1024 && peak.saturating_sub(before) < 16 * 1024,
+        "a 50 MiB download must stream: RSS {before} KiB before, peak {peak} KiB"
+    );
+}
+
+fn responses_without_body(driver: &str) {
+    // 204 and 304 carry no body whatever their headers say; the connection stays in step.
+    let up = Upstream::start(|r| match r.path() {
+        "/204" => Reply(vec![Step::Write(
+            b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n".to_vec(),
+        )]),
+        "/304" => Reply(vec![Step::Write(
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 42\r\n\r\n".to_vec(),
+        )]),
+        _ => Reply::ok("after"),
+    });
+    let gw = Gateway::start(&simple(&[&up.endpoint()]), driver);
+    let mut c = Conn::connect(gw.addr);
+    c.send(&request_bytes("GET", "/204", &[], b""));
+    let r = c.read_response();
+    assert_eq!((r.status, r.header("x-a")), (204, Some("1")));
+    c.send(&request_bytes(
+        "GET",
+        "/304",
+        &[("If-None-Match", "\"v1\"")],
+        b"",
+    ));
+    let r = c.read_response();
+    assert_eq!((r.status, r.header("etag")), (304, Some("\"v1\"")));
+    c.send(&request_bytes("GET", "/after", &[], b""));
+    assert_eq!(c.read_response().body_str(), "after");
+}
+
+fn upstream_interim_responses_not_forwarded(driver: &str) {
+    // 1xx answers before the final one (other than 101) are the upstream's business.
+    let up = Upstream::start(|_| {
+        Reply(vec![Step::Write(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+                .to_vec(),
+        )])
+    });
+    let gw = Gateway::start(&simple(&[&up.endpoint()]), driver);
+    let mut c = Conn::connect(gw.addr);
+    c.send(&request_bytes("GET", "/", &[], b""));
+    let first = c.try_read_any(false).expect("a response");
+    assert_eq!(
+        (first.status, first.body_str().as_str()),
+        (200, "final"),
+        "{}",
+        first.head
+    );
+    c.send(&request_bytes("GET", "/", &[], b""));
+    assert_eq!(c.read_response().body_str(), "final");
+}
+
+fn upstream_invalid_response_502(driver: &str) {
+    let up = Upstream::start(|r| match r.path() {
+        "/garbage" => Reply(vec![
+            Step::Write(b"this is not HTTP\r\n\r\n".to_vec()),
+            Step::Close,
+        ]),
+        _ => Reply(vec![Step::Write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!".to_vec(),
+        )]),
+    });
+    let gw = Gateway::start(&simple(&[&up.endpoint()]), driver);
+    for path in ["/garbage", "/two-lengths"] {
+        let r = get(gw.addr, path, &[]);
+        assert_eq!(r.status, 502, "{path}: {}", r.head);
+        assert_eq!(r.error_code(), "upstream_invalid_response", "{path}");
+    }
+}
+
 fn slow_response_streams(driver: &str) {
     // The first bytes of a slow response reach the client before the upstream finished.
     let gate = Gate::new();
@@ -624,6 +770,7 @@ both_drivers!(
     issue_config_verbatim,
     get_and_post,
     client_keep_alive,
+    http10_keep_alive,
     upstream_keep_alive,
     pipelined_in_order,
     chunked_request_body,
@@ -640,5 +787,9 @@ both_drivers!(
     request_id_generated_and_returned,
     request_id_from_client_kept,
     request_id_returned_on_gateway_errors,
+    large_download_streams,
+    responses_without_body,
+    upstream_interim_responses_not_forwarded,
+    upstream_invalid_response_502,
     slow_response_streams,
 );

@@ -18,7 +18,7 @@ routes:
   - name: all
     service: backend
 ",
-        head("    timeouts: { header_read: 1s, idle: 1s }\n")
+        head("    timeouts: { header_read: 1s, idle: 1s, body_read: 1s }\n")
     );
     Gateway::start(&yaml, driver)
 }
@@ -91,6 +91,24 @@ fn idle_keep_alive_closed(driver: &str) {
     // An idle connection that never sent a request is closed too.
     let mut c = Conn::connect(gw.addr);
     assert!(c.closed_within(WAIT).is_ok());
+}
+
+fn body_read_timeout_408(driver: &str) {
+    let up = Upstream::start(|_| Reply::ok("ok"));
+    let gw = gateway(&up.endpoint(), driver);
+    let mut c = Conn::connect(gw.addr);
+    let start = Instant::now();
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello");
+    let r = c.try_read_any(false).expect("a 408 response");
+    let took = start.elapsed();
+    assert_eq!(r.status, 408, "{}", r.head);
+    r.error_code();
+    assert!(
+        took < Duration::from_secs(5),
+        "408 after {took:?}, body_read is 1s"
+    );
+    assert!(c.closed_within(WAIT).is_ok());
+    assert_eq!(up.count(), 0, "an incomplete body never completes upstream");
 }
 
 fn upstream_connect_refused_502(driver: &str) {
@@ -203,6 +221,7 @@ both_drivers!(
     header_read_timeout,
     slowloris_trickle,
     idle_keep_alive_closed,
+    body_read_timeout_408,
     upstream_connect_refused_502,
     upstream_connect_timeout,
     upstream_response_timeout_504,

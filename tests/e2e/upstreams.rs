@@ -153,6 +153,53 @@ fn active_health_check(driver: &str) {
     assert_eq!(served(&a), 5, "back in rotation");
 }
 
+fn dns_name_endpoint(driver: &str) {
+    let up = Upstream::named("named");
+    let yaml = service_yaml("", &format!("[\"localhost:{}\"]", up.addr.port()));
+    let gw = Gateway::start(&yaml, driver);
+    for _ in 0..3 {
+        let r = get(gw.addr, "/", &[]);
+        assert_eq!(r.status, 200, "{}", r.body_str());
+    }
+    assert_eq!(up.count(), 3);
+}
+
+fn pool_limit_does_not_eject_a_healthy_endpoint(driver: &str) {
+    // `pool.max_per_endpoint` bounds this worker's connections to an endpoint. Requests over
+    // the bound are the gateway's own limit, not the endpoint failing: they must not count as
+    // failures that eject it.
+    let gate = Gate::new();
+    let g = gate.clone();
+    let up = Upstream::start(move |r| {
+        if r.path() == "/hold" {
+            Reply::gated(b"", b"held", &g)
+        } else {
+            Reply::ok("fine")
+        }
+    });
+    let yaml = service_yaml(
+        "    pool: { max_per_endpoint: 1 }\n    passive_health: { consecutive_failures: 2, ejection_time: 60s }\n",
+        &format!("[\"{}\"]", up.endpoint()),
+    );
+    let gw = Gateway::start(&yaml, driver);
+    let addr = gw.addr;
+    let held = std::thread::spawn(move || get(addr, "/hold", &[]));
+    up.wait_requests(1, WAIT);
+    let over: Vec<u16> = (0..3).map(|_| get(gw.addr, "/over", &[]).status).collect();
+    gate.open();
+    assert_eq!(held.join().unwrap().body_str(), "held");
+    assert!(
+        over.iter().all(|&s| s == 200 || s == 502 || s == 503),
+        "{over:?}"
+    );
+    let after = get(gw.addr, "/after", &[]);
+    assert_eq!(
+        (after.status, after.body_str()),
+        (200, "fine".to_string()),
+        "the endpoint is healthy and has a free connection again (statuses over the limit: {over:?})"
+    );
+}
+
 fn all_endpoints_down(driver: &str) {
     let yaml = service_yaml(
         "    passive_health: { consecutive_failures: 1, ejection_time: 60s }\n",
@@ -175,5 +222,7 @@ both_drivers!(
     least_request,
     dead_endpoint_retried_then_ejected,
     active_health_check,
+    dns_name_endpoint,
+    pool_limit_does_not_eject_a_healthy_endpoint,
     all_endpoints_down
 );

@@ -130,10 +130,19 @@ impl Plugin for Cors {
         if is_preflight(req) {
             return Decision::Continue;
         }
-        let Some(origin) = req.headers.get("origin").filter(|o| self.allows(o)) else {
+        let Some(origin) = req.headers.get("origin") else {
             return Decision::Continue;
         };
+        // For a cross-origin request the gateway's policy is the one browsers see: whatever
+        // the upstream granted is dropped, and only an allowed origin is granted again.
         let h = &mut resp.headers;
+        for name in UPSTREAM_GRANTS {
+            h.remove(name);
+        }
+        add_vary_origin(h);
+        if !self.allows(origin) {
+            return Decision::Continue;
+        }
         h.set(
             "access-control-allow-origin",
             self.allow_origin_value(origin),
@@ -144,10 +153,19 @@ impl Plugin for Cors {
         if self.credentials {
             h.set("access-control-allow-credentials", "true");
         }
-        add_vary_origin(h);
         Decision::Continue
     }
 }
+
+/// The response headers by which an upstream could grant cross-origin access.
+const UPSTREAM_GRANTS: [&str; 6] = [
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-expose-headers",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-max-age",
+];
 
 /// `OPTIONS` with both `Origin` and `Access-Control-Request-Method` (Fetch standard §3.2.2).
 fn is_preflight(req: &RequestHead) -> bool {

@@ -57,6 +57,8 @@ pub struct RequestCtx {
     pub now: Instant,
     /// Headers plugins want added to whatever response the client gets (e.g. RateLimit-*).
     pub response_headers: Vec<Header>,
+    /// The backend the request was last sent to, if any.
+    pub upstream: Option<std::net::SocketAddr>,
 }
 
 impl RequestCtx {
@@ -71,6 +73,7 @@ impl RequestCtx {
             started: now,
             now,
             response_headers: Vec::new(),
+            upstream: None,
         }
     }
 

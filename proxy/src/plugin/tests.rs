@@ -531,13 +531,26 @@ mod cors {
     }
 
     #[test]
-    fn other_origins_and_requests_without_origin_are_untouched() {
+    fn other_origins_lose_upstream_grants_and_vary_on_origin() {
+        let p = plugin(&["https://app.example"], &[], false);
+        let mut r = req("GET /x", &["Origin: https://evil.example"]);
+        assert_continue(p.request_headers(&mut ctx(), &mut r));
+        let mut resp = ResponseHead::new(200);
+        resp.headers.append("Access-Control-Allow-Origin", "*");
+        resp.headers
+            .append("Access-Control-Allow-Credentials", "true");
+        assert_continue(p.response_headers(&mut ctx(), &r, &mut resp));
+        assert_eq!(hdr(&resp.headers, "access-control-allow-origin"), None);
+        assert_eq!(hdr(&resp.headers, "access-control-allow-credentials"), None);
+        assert_eq!(resp.headers.get_all("vary").collect::<Vec<_>>(), ["Origin"]);
+    }
+
+    #[test]
+    fn requests_without_origin_are_untouched() {
         let p = plugin(&["https://app.example"], &[], false);
         for mut r in [
-            req("GET /x", &["Origin: https://evil.example"]),
             req("GET /x", &[]),
             req("OPTIONS /x", &["Access-Control-Request-Method: POST"]),
-            req("OPTIONS /x", &["Origin: https://evil.example"]),
         ] {
             assert_continue(p.request_headers(&mut ctx(), &mut r));
             let mut resp = ResponseHead::new(200);

@@ -44,6 +44,10 @@ pub(super) async fn run<S: Transport>(
         max_header_bytes: listener.limits.max_header_bytes,
         max_uri_bytes: listener.limits.max_uri_bytes,
     };
+    // Bytes this exchange consumes and writes; what is still buffered belongs to the next
+    // (pipelined) request.
+    let consumed = |c: &BufConn<S>| c.bytes_read - c.buffered().len() as u64;
+    let (in_before, out_before) = (consumed(conn), conn.bytes_written);
     let mut req = match read_head(conn, limits, listener.timeouts.header_read.get()).await {
         Ok(r) => r,
         Err(NoHead::Closed) => return Next::Close,
@@ -96,7 +100,13 @@ pub(super) async fn run<S: Transport>(
         .borrow_mut()
         .request(&label, method_label(&req.head.method), status, took);
     if let Some(log) = &state.access_log {
-        if !log.send(access_line(&ctx, &req, &label, status, took)) {
+        let done = Done {
+            status,
+            took,
+            bytes_received: consumed(conn) - in_before,
+            bytes_sent: conn.bytes_written - out_before,
+        };
+        if !log.send(access_line(&ctx, &req, &label, &done)) {
             worker.metrics.borrow_mut().access_log_dropped += 1;
         }
     }
@@ -305,13 +315,15 @@ pub fn new_request_id() -> String {
     format!("{:032x}", fastrand::u128(..))
 }
 
-fn access_line(
-    ctx: &RequestCtx,
-    req: &ParsedRequest,
-    route: &str,
+/// What the access log records of an exchange's outcome.
+struct Done {
     status: u16,
     took: Duration,
-) -> String {
+    bytes_received: u64,
+    bytes_sent: u64,
+}
+
+fn access_line(ctx: &RequestCtx, req: &ParsedRequest, route: &str, done: &Done) -> String {
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -324,8 +336,11 @@ fn access_line(
         "host": String::from_utf8_lossy(&req.head.host),
         "route": route,
         "consumer": ctx.consumer.as_deref(),
-        "status": status,
-        "duration_ms": took.as_secs_f64() * 1000.0,
+        "status": done.status,
+        "upstream": ctx.upstream.map(|a| a.to_string()),
+        "bytes_received": done.bytes_received,
+        "bytes_sent": done.bytes_sent,
+        "duration_ms": done.took.as_secs_f64() * 1000.0,
     })
     .to_string()
 }

@@ -163,7 +163,7 @@ pub(super) async fn forward<S: Transport>(
 #[allow(clippy::too_many_arguments)]
 async fn send<S: Transport>(
     conn: &mut BufConn<S>,
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     service: &crate::upstream::ServiceRt,
     svc_label: &Rc<str>,
     worker: &Worker,
@@ -199,6 +199,7 @@ async fn send<S: Transport>(
         };
         tried.push(bi);
         let backend = service.backends[bi].clone();
+        ctx.upstream = Some(backend.addr);
         let pooled = if fresh_only {
             None
         } else {
@@ -207,13 +208,25 @@ async fn send<S: Transport>(
         let reused = pooled.is_some();
         let up = match pooled {
             Some(c) => c,
-            None => match pool::connect(
-                &backend,
-                cfg.timeouts.connect.get(),
-                cfg.pool.max_per_endpoint,
-            )
-            .await
-            {
+            None if pool::at_limit(&backend, cfg.pool.max_per_endpoint) => {
+                // Our own bound: try another backend, and never count it against this one.
+                *worker
+                    .metrics
+                    .borrow_mut()
+                    .upstream_errors
+                    .entry((svc_label.clone(), "pool_limit"))
+                    .or_default() += 1;
+                last_err = Some(
+                    ProxyError::upstream(
+                        503,
+                        "upstream_pool_exhausted",
+                        format!("the connection limit to {} is reached", backend.addr),
+                    )
+                    .retry_safe(),
+                );
+                continue;
+            }
+            None => match pool::connect(&backend, cfg.timeouts.connect.get()).await {
                 Ok(c) => {
                     worker
                         .metrics

@@ -68,7 +68,7 @@ pub fn apply(b: &BackendRt, hc: &HealthCheck, ok: bool) {
 async fn probe(b: &Rc<BackendRt>, hc: &HealthCheck) -> bool {
     let timeout = hc.timeout.get();
     let run = async {
-        let mut conn = pool::connect(b, timeout, 0).await.ok()?;
+        let mut conn = pool::connect(b, timeout).await.ok()?;
         let host = hc.host.clone().unwrap_or_else(|| b.endpoint.clone());
         let req = format!(
             "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: aigw-health-check\r\nConnection: close\r\n\r\n",

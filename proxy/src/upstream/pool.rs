@@ -77,15 +77,14 @@ pub fn put_idle(conn: UpstreamConn, max_idle: usize, now: Instant) {
     }
 }
 
-/// Opens a new connection within `timeout`. Refuses when `max_open` (0 = no limit) is reached.
-pub async fn connect(
-    backend: &Rc<BackendRt>,
-    timeout: Duration,
-    max_open: usize,
-) -> io::Result<UpstreamConn> {
-    if max_open > 0 && backend.open.get() >= max_open {
-        return Err(io::Error::other("connection limit of the backend reached"));
-    }
+/// Whether this worker already holds `max_open` connections (0 = no limit) to `backend`.
+/// That is aigw's own bound, not a failure of the backend.
+pub fn at_limit(backend: &BackendRt, max_open: usize) -> bool {
+    max_open > 0 && backend.open.get() >= max_open
+}
+
+/// Opens a new connection within `timeout`.
+pub async fn connect(backend: &Rc<BackendRt>, timeout: Duration) -> io::Result<UpstreamConn> {
     let io = match monoio::time::timeout(timeout, TcpStream::connect_addr(backend.addr)).await {
         Ok(r) => r?,
         Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
