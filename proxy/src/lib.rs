@@ -9,6 +9,7 @@ pub mod admin;
 pub mod error;
 pub mod http;
 pub mod log;
+pub mod model;
 pub mod observe;
 pub mod plugin;
 pub mod route;
