@@ -9,6 +9,7 @@ mod env;
 mod load;
 pub mod locate;
 pub mod model;
+pub mod model_api;
 pub mod plugins;
 pub mod quota;
 mod validate;
@@ -16,6 +17,7 @@ mod validate;
 pub use duration::DurationStr;
 pub use load::{load_file, load_str, load_str_with_env, validate_config};
 pub use model::*;
+pub use model_api::*;
 pub use quota::{Quota, QuotaLimits, Quotas, Size};
 
 use std::fmt;
@@ -66,8 +68,9 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The configuration `aigw` runs with when no `-c FILE` is given: one listener on
-/// 127.0.0.1:8080, the admin listener on 127.0.0.1:9901, one worker per core, no routes (every
-/// request gets a JSON 404 until routes are configured). Load it with
+/// 127.0.0.1:8080, the admin listener on 127.0.0.1:9901, one worker per core, and a model API
+/// at `/v1` answered by the built-in `mock` provider (any model name, no keys), so that an
+/// OpenAI client gets an answer at once. Load it with
 /// `load_str(DEFAULT_CONFIG, DEFAULT_SOURCE_NAME)`; it always validates.
 pub const DEFAULT_CONFIG: &str = "\
 # aigw built-in default configuration (used when no -c FILE is given).
@@ -78,6 +81,12 @@ admin:
 listeners:
   - name: main
     address: 127.0.0.1:8080
+model_apis:
+  - name: default
+    base_path: /v1
+    providers:
+      - name: mock
+        kind: mock
 ";
 
 /// The `source_name` to use when loading [`DEFAULT_CONFIG`].

@@ -29,6 +29,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Request matching, in the proxy's precedence order (not file order).
     pub routes: Vec<Route>,
+    /// OpenAI-compatible model APIs.
+    pub model_apis: Vec<crate::model_api::ModelApi>,
     /// Callers and their credentials, used by the auth plugins.
     pub consumers: Vec<Consumer>,
     /// Plugin instances and where they apply.
@@ -519,7 +521,8 @@ pub struct PluginSpec {
     pub config_raw: Option<serde_json::Value>,
 }
 
-/// Where a plugin applies. `global`, `{ route: NAME }` or `{ domain: NAME }`.
+/// Where a plugin applies. `global`, `{ route: NAME }`, `{ domain: NAME }` or
+/// `{ model_api: NAME }`.
 ///
 /// Serialized the same way (`"global"`, `{"route": NAME}`); deserialized by hand because
 /// serde_yaml_ng reads externally tagged enums only from YAML tags (`!route x`), not from the
@@ -534,6 +537,8 @@ pub enum Scope {
     Route(String),
     /// Requests whose host is in the named domain.
     Domain(String),
+    /// Requests to the named model API.
+    ModelApi(String),
 }
 
 impl std::fmt::Display for Scope {
@@ -543,11 +548,13 @@ impl std::fmt::Display for Scope {
             Scope::Global => f.write_str("global"),
             Scope::Route(name) => write!(f, "route `{name}`"),
             Scope::Domain(name) => write!(f, "domain `{name}`"),
+            Scope::ModelApi(name) => write!(f, "model API `{name}`"),
         }
     }
 }
 
-const SCOPE_FORMS: &str = "`global`, `{ route: NAME }` or `{ domain: NAME }`";
+const SCOPE_FORMS: &str =
+    "`global`, `{ route: NAME }`, `{ domain: NAME }` or `{ model_api: NAME }`";
 
 impl<'de> Deserialize<'de> for Scope {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -561,7 +568,7 @@ impl<'de> Deserialize<'de> for Scope {
             fn visit_str<E: Error>(self, v: &str) -> Result<Scope, E> {
                 match v {
                     "global" => Ok(Scope::Global),
-                    "route" | "domain" => Err(E::custom(format!(
+                    "route" | "domain" | "model_api" => Err(E::custom(format!(
                         "scope `{v}` needs a name: write `{{ {v}: NAME }}`"
                     ))),
                     _ => Err(E::custom(format!(
@@ -582,6 +589,7 @@ impl<'de> Deserialize<'de> for Scope {
                 let scope = match kind.as_str() {
                     "route" => Scope::Route(name),
                     "domain" => Scope::Domain(name),
+                    "model_api" => Scope::ModelApi(name),
                     _ => {
                         return Err(A::Error::custom(format!(
                             "unknown scope `{kind}`; expected {SCOPE_FORMS}"
@@ -590,7 +598,7 @@ impl<'de> Deserialize<'de> for Scope {
                 };
                 if map.next_key::<String>()?.is_some() {
                     return Err(A::Error::custom(
-                        "a scope names one route or one domain; add another plugins entry for each",
+                        "a scope names one route, domain or model API; add another plugins entry for each",
                     ));
                 }
                 Ok(scope)

@@ -7,6 +7,7 @@
 //! upper case, plugin `config` maps to their typed form), so the config handed back is the one
 //! the proxy runs.
 
+mod model_apis;
 mod plugins;
 
 use std::collections::{HashMap, HashSet};
@@ -33,6 +34,12 @@ pub(crate) fn validate(mut config: Config, loc: Option<&Locator>) -> Result<Conf
         &config.domains,
     );
     check_consumers(&mut cx, &config.consumers);
+    model_apis::check(
+        &mut cx,
+        &config.model_apis,
+        &config.domains,
+        &config.consumers,
+    );
     plugins::check(&mut cx, &mut config);
     if let Some(log) = &config.access_log {
         if log.path.is_empty() {
@@ -628,6 +635,7 @@ fn check_quotas(cx: &mut Ctx, config: &Config) {
     let plugins: HashSet<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
     let counts = [
         (Quota::Routes, config.routes.len(), "routes"),
+        (Quota::ModelApis, config.model_apis.len(), "model_apis"),
         (Quota::Services, config.services.len(), "services"),
         (Quota::Domains, config.domains.len(), "domains"),
         (Quota::Consumers, config.consumers.len(), "consumers"),

@@ -182,7 +182,7 @@ routes:
         3,
         "listener",
         "unknown field `listener`, expected one of `instance`, `admin`, `listeners`, `domains`, \
-         `services`, `routes`, `consumers`, `plugins`, `access_log`",
+         `services`, `routes`, `model_apis`, `consumers`, `plugins`, `access_log`",
     );
 }
 
@@ -282,15 +282,15 @@ fn bad_scopes_are_explained() {
     );
     assert_eq!(
         at("everywhere"),
-        want("unknown scope `everywhere`; expected `global`, `{ route: NAME }` or `{ domain: NAME }`")
+        want("unknown scope `everywhere`; expected `global`, `{ route: NAME }`, `{ domain: NAME }` or `{ model_api: NAME }`")
     );
     assert_eq!(
         at("{ host: x }"),
-        want("unknown scope `host`; expected `global`, `{ route: NAME }` or `{ domain: NAME }`")
+        want("unknown scope `host`; expected `global`, `{ route: NAME }`, `{ domain: NAME }` or `{ model_api: NAME }`")
     );
     assert_eq!(
         at("{ route: a, domain: b }"),
-        want("a scope names one route or one domain; add another plugins entry for each")
+        want("a scope names one route, domain or model API; add another plugins entry for each")
     );
 }
 

@@ -58,6 +58,11 @@ impl ProxyError {
         ProxyError::new(Source::Upstream, status, code, message)
     }
 
+    /// A bug or an impossible state inside aigw.
+    pub fn internal(message: impl Into<String>) -> ProxyError {
+        ProxyError::new(Source::Internal, 500, "internal_error", message)
+    }
+
     /// The client went away mid-exchange: nothing more can be sent to it (logged as 499).
     pub fn client_gone() -> ProxyError {
         ProxyError::downstream(499, "client_closed", "the client went away")

@@ -9,6 +9,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use aigw_config::Config;
 
+use crate::model::spec::ModelApiSpec;
 use crate::route::Router;
 
 /// One resolved upstream address of a service.
@@ -34,7 +35,10 @@ pub struct Snapshot {
     pub generation: u64,
     pub config: Config,
     pub router: Router,
+    /// The configured services, then one synthesized service per networked model provider.
     pub services: Vec<ServiceSpec>,
+    /// By index of `config.model_apis`.
+    pub model_apis: Vec<ModelApiSpec>,
 }
 
 /// Resolves `host:port` to addresses; the default uses the system resolver.
@@ -49,26 +53,51 @@ impl Snapshot {
     /// Compiles a validated config. Names that do not resolve leave the service with fewer
     /// backends (logged); they are retried at the next re-resolution.
     pub fn build(config: Config, generation: u64, resolve: &Resolver) -> Result<Snapshot, String> {
-        let services = resolve_all(&config, resolve);
-        Snapshot::compile(config, services, generation)
+        let (apis, all) = compile_model_apis(&config)?;
+        let services = resolve_all(&all, resolve);
+        Snapshot::compile(config, services, apis, generation)
+    }
+
+    /// Takes over the process-wide state of `prev` (token budgets, caches) for model APIs
+    /// whose policies did not change.
+    pub fn carry_from(&mut self, prev: &Snapshot) {
+        for api in &mut self.model_apis {
+            if let Some(old) = prev
+                .model_apis
+                .iter()
+                .find(|o| o.config.name == api.config.name)
+            {
+                api.carry_from(old);
+            }
+        }
     }
 
     /// The next generation of this snapshot with endpoint names resolved again; `None` when
     /// no address changed.
     pub fn re_resolved(&self, resolve: &Resolver) -> Option<Result<Snapshot, String>> {
-        let fresh = resolve_all(&self.config, resolve);
-        (fresh != self.services)
-            .then(|| Snapshot::compile(self.config.clone(), fresh, self.generation + 1))
+        let configs: Vec<aigw_config::Service> =
+            self.services.iter().map(|s| s.config.clone()).collect();
+        let fresh = resolve_all(&configs, resolve);
+        if fresh == self.services {
+            return None;
+        }
+        Some(compile_model_apis(&self.config).and_then(|(apis, _)| {
+            let mut next =
+                Snapshot::compile(self.config.clone(), fresh, apis, self.generation + 1)?;
+            next.carry_from(self);
+            Ok(next)
+        }))
     }
 
     fn compile(
         config: Config,
         services: Vec<ServiceSpec>,
+        model_apis: Vec<ModelApiSpec>,
         generation: u64,
     ) -> Result<Snapshot, String> {
-        let index: HashMap<String, usize> = config
-            .services
+        let index: HashMap<String, usize> = services
             .iter()
+            .map(|s| &s.config)
             .enumerate()
             .map(|(i, s)| (s.name.clone(), i))
             .collect();
@@ -78,13 +107,28 @@ impl Snapshot {
             config,
             router,
             services,
+            model_apis,
         })
     }
 }
 
-fn resolve_all(config: &Config, resolve: &Resolver) -> Vec<ServiceSpec> {
-    config
-        .services
+/// The model APIs compiled, and every service to resolve: the configured ones, then the
+/// synthesized ones of the model providers.
+fn compile_model_apis(
+    config: &Config,
+) -> Result<(Vec<ModelApiSpec>, Vec<aigw_config::Service>), String> {
+    let mut all = config.services.clone();
+    let mut apis = Vec::with_capacity(config.model_apis.len());
+    for api in &config.model_apis {
+        let (spec, services) = ModelApiSpec::compile(api, all.len())?;
+        all.extend(services);
+        apis.push(spec);
+    }
+    Ok((apis, all))
+}
+
+fn resolve_all(services: &[aigw_config::Service], resolve: &Resolver) -> Vec<ServiceSpec> {
+    services
         .iter()
         .map(|s| ServiceSpec {
             config: s.clone(),

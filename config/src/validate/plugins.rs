@@ -13,6 +13,7 @@ use crate::plugins::*;
 pub(super) fn check(cx: &mut Ctx, config: &mut Config) {
     let routes: HashSet<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
     let domains: HashSet<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
+    let model_apis: HashSet<&str> = config.model_apis.iter().map(|a| a.name.as_str()).collect();
     let consumers: HashSet<&str> = config.consumers.iter().map(|c| c.name.as_str()).collect();
     let edition = config.instance.edition;
     let mut seen: HashMap<(String, Scope), usize> = HashMap::new();
@@ -32,6 +33,13 @@ pub(super) fn check(cx: &mut Ctx, config: &mut Config) {
             Scope::Domain(d) if !domains.contains(d.as_str()) => cx.err(
                 format!("{p}.scope"),
                 format!("unknown domain `{d}` ({})", known("domains", &domains)),
+            ),
+            Scope::ModelApi(m) if !model_apis.contains(m.as_str()) => cx.err(
+                format!("{p}.scope"),
+                format!(
+                    "unknown model API `{m}` ({})",
+                    known("model APIs", &model_apis)
+                ),
             ),
             _ => {}
         }

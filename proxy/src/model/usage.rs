@@ -1,1 +1,327 @@
-//! (being written)
+//! Token usage read from model responses: whole JSON bodies and streamed event data.
+//!
+//! Every parse here is a typed serde parse that skips all fields it does not name without
+//! building them, so a large body costs one pass and no allocation beyond the few numbers
+//! kept. The shapes understood are OpenAI chat/completions/embeddings (`prompt_tokens`,
+//! `completion_tokens`), the OpenAI Responses API and Anthropic Messages (`input_tokens`,
+//! `output_tokens`).
+//!
+//! [`Usage::input`] counts every input token, cached ones included, whatever the provider:
+//! OpenAI's `prompt_tokens` / `input_tokens` already include the cached part, while Anthropic's
+//! `input_tokens` leaves out `cache_creation_input_tokens` and `cache_read_input_tokens`, which
+//! are therefore added to it. [`Usage::cached_input`] is the part of `input` read from a
+//! prompt cache.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// Token counts of one response (or a sum of them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Input (prompt) tokens, cached ones included.
+    pub input: u64,
+    /// Output (completion) tokens, reasoning tokens included.
+    pub output: u64,
+    /// The part of `input` served from a prompt cache.
+    pub cached_input: u64,
+}
+
+impl Usage {
+    /// `input + output` (saturating).
+    pub fn total(&self) -> u64 {
+        self.input.saturating_add(self.output)
+    }
+
+    /// Adds `other` field by field (saturating): for summing separate responses.
+    pub fn add(&mut self, other: Usage) {
+        self.input = self.input.saturating_add(other.input);
+        self.output = self.output.saturating_add(other.output);
+        self.cached_input = self.cached_input.saturating_add(other.cached_input);
+    }
+
+    /// Keeps the larger of each field: how to combine the usages reported by the events of
+    /// one stream, which are all running totals for that response (Anthropic's
+    /// `message_start` gives the input and a first output count, each `message_delta` the
+    /// output so far; OpenAI and the Responses API report once, at the end).
+    pub fn merge(&mut self, other: Usage) {
+        self.input = self.input.max(other.input);
+        self.output = self.output.max(other.output);
+        self.cached_input = self.cached_input.max(other.cached_input);
+    }
+}
+
+/// A `usage` object of any supported shape; absent or null fields read as 0.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawUsage {
+    // OpenAI chat/completions/embeddings.
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<Details>,
+    // OpenAI Responses API and Anthropic.
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    input_tokens_details: Option<Details>,
+    // Anthropic prompt caching (not included in its `input_tokens`).
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Details {
+    cached_tokens: Option<u64>,
+}
+
+impl RawUsage {
+    fn usage(&self) -> Usage {
+        let cache_write = self.cache_creation_input_tokens.unwrap_or(0);
+        let cache_read = self.cache_read_input_tokens.unwrap_or(0);
+        let input = match (self.prompt_tokens, self.input_tokens) {
+            (Some(p), _) => p,
+            (None, Some(i)) => i.saturating_add(cache_write).saturating_add(cache_read),
+            (None, None) => cache_write.saturating_add(cache_read),
+        };
+        let cached = self
+            .prompt_tokens_details
+            .as_ref()
+            .or(self.input_tokens_details.as_ref())
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(cache_read);
+        Usage {
+            input,
+            output: self.completion_tokens.or(self.output_tokens).unwrap_or(0),
+            cached_input: cached,
+        }
+    }
+}
+
+/// Anything with an optional `usage` member (a whole body, a Responses API `response`, an
+/// Anthropic `message`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WithUsage {
+    usage: Option<RawUsage>,
+}
+
+/// Usage of a whole (non-streamed) response body, whatever the API shape: OpenAI
+/// chat/completions/embeddings (`usage.prompt_tokens`, `completion_tokens`,
+/// `prompt_tokens_details.cached_tokens`), OpenAI Responses API and Anthropic
+/// (`usage.input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens` /
+/// `cache_read_input_tokens`). See the module docs for what `input` counts.
+///
+/// `None` when the body is not a JSON object, has no `usage` object, or `usage` is null or
+/// malformed. Other fields are skipped without being built.
+pub fn from_body(body: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<WithUsage>(body)
+        .ok()?
+        .usage
+        .map(|u| u.usage())
+}
+
+/// What one streamed event's `data` tells about usage, and whether it is the usage-only chunk.
+#[derive(Debug, Default, PartialEq)]
+pub struct ChunkInfo {
+    /// The usage the event reports, if any: a running total for the response (combine the
+    /// events of one stream with [`Usage::merge`]).
+    pub usage: Option<Usage>,
+    /// `choices` is an empty array and usage is set: the extra chunk OpenAI sends when
+    /// `stream_options.include_usage` is true (a relay that added that option itself should
+    /// drop this chunk).
+    pub usage_only: bool,
+}
+
+/// The fields of a stream event that can carry usage.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UsageEvent {
+    /// A zero-sized element type: counting the choices allocates nothing.
+    choices: Option<Vec<IgnoredAny>>,
+    usage: Option<RawUsage>,
+    response: Option<WithUsage>,
+    message: Option<WithUsage>,
+}
+
+/// Usage reported by one streamed event's `data`: OpenAI chat/completions chunks (`usage`
+/// non-null, normally only on the last chunk), Responses API events whose `response.usage` is
+/// set (`response.completed`, also `response.incomplete` and `response.failed`), Anthropic
+/// `message_start` (`message.usage`, input tokens) and `message_delta` (`usage`, cumulative
+/// output tokens). `[DONE]`, events without usage and invalid JSON give the default (no
+/// usage). A fast typed parse that skips all other fields.
+pub fn from_event_data(data: &str) -> ChunkInfo {
+    let Ok(ev) = serde_json::from_str::<UsageEvent>(data) else {
+        return ChunkInfo::default();
+    };
+    let usage = ev
+        .usage
+        .or_else(|| ev.response.and_then(|r| r.usage))
+        .or_else(|| ev.message.and_then(|m| m.usage))
+        .map(|u| u.usage());
+    ChunkInfo {
+        usage_only: usage.is_some() && ev.choices.is_some_and(|c| c.is_empty()),
+        usage,
+    }
+}
+
+/// An estimate of the tokens in a piece of text, for streams that report no usage: one token
+/// per 4 bytes of UTF-8, rounded up, so at least 1 for any non-empty piece and 0 for an empty
+/// one. Only an approximation of any real tokenizer (close for English prose, low for
+/// scripts that tokenizers split finely); sum it over the pieces of a stream.
+pub fn estimate_tokens(text: &str) -> u64 {
+    text.len().div_ceil(4) as u64
+}
+
+/// The fields of a stream event that can carry output text.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TextEvent<'a> {
+    #[serde(borrow)]
+    choices: Option<Vec<TextChoice<'a>>>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TextChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<ChatDelta<'a>>,
+    /// Legacy completions chunks carry the text here.
+    #[serde(borrow)]
+    text: Option<Str<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChatDelta<'a> {
+    #[serde(borrow)]
+    content: Option<Str<'a>>,
+}
+
+/// A JSON string borrowed from the input when it has no escapes (serde's own `Cow<str>`
+/// always copies when nested in an `Option`).
+struct Str<'a>(Cow<'a, str>);
+
+/// Accepts a string, or (when `map` is set) an object read as an Anthropic delta block.
+struct StrVisitor<'a> {
+    map: bool,
+    _p: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
+    type Value = Delta<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.map {
+            "a string or an object"
+        } else {
+            "a string"
+        })
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Delta<'a>, E> {
+        Ok(Delta::Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Delta<'a>, E> {
+        Ok(Delta::Text(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Delta<'a>, E> {
+        Ok(Delta::Text(Cow::Owned(v)))
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Delta<'a>, M::Error> {
+        if !self.map {
+            return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
+        }
+        let mut kind = None;
+        let mut text = None;
+        while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
+            match &*key {
+                "type" => kind = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0),
+                "text" => text = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Delta::Block { kind, text })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = StrVisitor {
+            map: false,
+            _p: std::marker::PhantomData,
+        };
+        match d.deserialize_str(v)? {
+            Delta::Text(s) => Ok(Str(s)),
+            Delta::Block { .. } => Err(de::Error::custom("expected a string")),
+        }
+    }
+}
+
+/// A top-level `delta`: a string (Responses API `response.output_text.delta`) or an object
+/// (Anthropic `content_block_delta`, whose `text_delta` carries `text`).
+enum Delta<'a> {
+    Text(Cow<'a, str>),
+    Block {
+        kind: Option<Cow<'a, str>>,
+        text: Option<Cow<'a, str>>,
+    },
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Delta<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrVisitor {
+            map: true,
+            _p: std::marker::PhantomData,
+        })
+    }
+}
+
+/// The output text one streamed event's `data` carries, for guards and estimates; empty when
+/// none (or invalid JSON, or `[DONE]`). Understands OpenAI chat.completion.chunk
+/// (`choices[].delta.content`, concatenated over all choices), legacy completions chunks
+/// (`choices[].text`), Responses API `response.output_text.delta` (`delta`) and Anthropic
+/// `content_block_delta` with a `text_delta` (`delta.text`). Tool-call arguments and
+/// reasoning are not included.
+pub fn chunk_text(data: &str) -> String {
+    let Ok(ev) = serde_json::from_str::<TextEvent<'_>>(data) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    if let Some(choices) = ev.choices {
+        for c in choices {
+            if let Some(Str(t)) = c.delta.and_then(|d| d.content) {
+                out.push_str(&t);
+            }
+            if let Some(Str(t)) = c.text {
+                out.push_str(&t);
+            }
+        }
+    }
+    match (ev.kind.as_ref().map(|k| &*k.0), ev.delta) {
+        (Some("response.output_text.delta"), Some(Delta::Text(t))) => out.push_str(&t),
+        (
+            Some("content_block_delta"),
+            Some(Delta::Block {
+                kind: Some(k),
+                text: Some(t),
+            }),
+        ) if k == "text_delta" => out.push_str(&t),
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "usage_tests.rs"]
+mod tests;

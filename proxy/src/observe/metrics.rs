@@ -76,6 +76,8 @@ pub struct WorkerMetrics {
     pub upstream_errors: HashMap<(Rc<str>, &'static str), u64>,
     pub listeners: HashMap<Rc<str>, ListenerCounters>,
     pub access_log_dropped: u64,
+    /// Model API business metrics.
+    pub llm: crate::model::metrics::LlmMetrics,
 }
 
 impl WorkerMetrics {
@@ -150,6 +152,7 @@ impl WorkerMetrics {
             &[],
             self.access_log_dropped as f64,
         );
+        self.llm.dump_into(&mut d);
         d
     }
 }
@@ -309,6 +312,26 @@ fn help(family: &str) -> &'static str {
             "Access log lines dropped because the writer fell behind."
         }
         "aigw_config_reloads_total" => "Configuration reloads by result.",
+        "aigw_llm_requests_total" => {
+            "Model API requests by model API, provider, model, consumer and status."
+        }
+        "aigw_llm_tokens_total" => {
+            "Tokens by model API, provider, model, consumer and type (input or output)."
+        }
+        "aigw_llm_time_to_first_token_seconds" => {
+            "Time from request arrival to the first streamed token, by model API, provider and model."
+        }
+        "aigw_llm_time_per_output_token_seconds" => {
+            "Mean time between output tokens of a stream, by model API, provider and model."
+        }
+        "aigw_llm_errors_total" => "Model provider failures by model API, provider and kind.",
+        "aigw_llm_cache_lookups_total" => "Response cache lookups by model API and result.",
+        "aigw_llm_fallbacks_total" => {
+            "Requests moved from one provider to another, by model API."
+        }
+        "aigw_llm_refusals_total" => {
+            "Requests refused by a model API policy, by model API, consumer and reason."
+        }
         "aigw_config_generation" => "Generation of the configuration in force.",
         "aigw_config_last_reload_success_timestamp_seconds" => {
             "Unix time of the last successful reload."

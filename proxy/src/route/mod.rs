@@ -26,10 +26,19 @@ pub struct Route {
     headers: Vec<HeaderCond>,
     /// The replacement for the matched prefix, if the route rewrites.
     pub rewrite_prefix: Option<String>,
-    /// Index into the snapshot's services.
-    pub service: usize,
+    /// What serves the matched requests.
+    pub target: Target,
     /// Request body limit, if the route sets one.
     pub max_body_bytes: Option<u64>,
+}
+
+/// What a route hands its requests to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Proxied to the service with this index in the snapshot's services.
+    Service(usize),
+    /// Served by the model API with this index in the snapshot's model APIs.
+    ModelApi(usize),
 }
 
 #[derive(Debug)]
@@ -112,6 +121,19 @@ impl Router {
                 router.by_domain[di].push(i);
             }
         }
+        for (k, api) in config.model_apis.iter().enumerate() {
+            let i = router.routes.len();
+            router.routes.push(model_api_route(api, k));
+            if api.domains.is_empty() {
+                router.any_host.push(i);
+            }
+            for d in &api.domains {
+                let di = *domain_index
+                    .get(d.as_str())
+                    .ok_or_else(|| format!("model API `{}`: unknown domain `{d}`", api.name))?;
+                router.by_domain[di].push(i);
+            }
+        }
         let routes = &router.routes;
         let order = |list: &mut Vec<usize>| list.sort_by_key(|&i| routes[i].precedence_key(i));
         order(&mut router.any_host);
@@ -170,9 +192,28 @@ fn compile_route(r: &aigw_config::Route, service: usize) -> Result<Route, String
         methods: m.methods.iter().map(|s| s.to_ascii_uppercase()).collect(),
         headers,
         rewrite_prefix: r.rewrite.as_ref().map(|w| w.path_prefix.clone()),
-        service,
+        target: Target::Service(service),
         max_body_bytes: r.max_body_bytes,
     })
+}
+
+/// A model API as a route: every path under its base path (`/v1` serves `/v1/...`, not
+/// `/v1beta`), named `model_api:NAME` in metrics.
+fn model_api_route(api: &aigw_config::ModelApi, index: usize) -> Route {
+    let prefix = if api.base_path == "/" {
+        "/".to_string()
+    } else {
+        format!("{}/", api.base_path)
+    };
+    Route {
+        name: format!("model_api:{}", api.name),
+        path: PathMatch::Prefix(prefix),
+        methods: Vec::new(),
+        headers: Vec::new(),
+        rewrite_prefix: None,
+        target: Target::ModelApi(index),
+        max_body_bytes: Some(api.policies.max_body_bytes),
+    }
 }
 
 /// A path regex must match the whole path.

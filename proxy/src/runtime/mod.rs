@@ -250,11 +250,9 @@ impl Control {
                 "admin.address changes take effect at the next restart"
             ));
         }
-        let snap = Arc::new(Snapshot::build(
-            config,
-            self.snap.generation + 1,
-            &system_resolve,
-        )?);
+        let mut snap = Snapshot::build(config, self.snap.generation + 1, &system_resolve)?;
+        snap.carry_from(&self.snap);
+        let snap = Arc::new(snap);
         let sockets = self.bind_new_listeners(&snap.config, self.workers.len())?;
         self.commit(snap, sockets)
     }

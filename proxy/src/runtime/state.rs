@@ -37,6 +37,12 @@ pub struct WorkerState {
     pub access_log: Option<AccessLog>,
     /// This worker's share of the instance's client connection cap.
     pub connection_cap: usize,
+    /// Key rotation per model API, by index of `snap.model_apis`.
+    pub model_apis: Vec<crate::model::provider::ModelApiRt>,
+    /// Model API names as metric labels.
+    pub model_api_labels: Vec<Rc<str>>,
+    /// Provider names as metric labels, per model API.
+    pub provider_labels: Vec<Vec<Rc<str>>>,
 }
 
 impl WorkerState {
@@ -87,6 +93,26 @@ impl WorkerState {
                 .collect(),
             unmatched_label: Rc::from("unmatched"),
             connection_cap: cap.div_ceil(workers.max(1)),
+            model_apis: snap
+                .model_apis
+                .iter()
+                .map(crate::model::provider::ModelApiRt::new)
+                .collect(),
+            model_api_labels: snap
+                .model_apis
+                .iter()
+                .map(|a| Rc::from(a.config.name.as_str()))
+                .collect(),
+            provider_labels: snap
+                .model_apis
+                .iter()
+                .map(|a| {
+                    a.providers
+                        .iter()
+                        .map(|p| Rc::from(p.config.name.as_str()))
+                        .collect()
+                })
+                .collect(),
             snap,
             services,
             plugins,
@@ -114,6 +140,10 @@ impl WorkerState {
         }
         let config = &self.snap.config;
         let route_name = route.map(|r| self.snap.router.routes[r].name.as_str());
+        let model_api = route.and_then(|r| match self.snap.router.routes[r].target {
+            crate::route::Target::ModelApi(k) => Some(config.model_apis[k].name.as_str()),
+            crate::route::Target::Service(_) => None,
+        });
         let domain_name = domain.map(|d| config.domains[d].name.as_str());
         let applicable = config
             .plugins
@@ -124,6 +154,7 @@ impl WorkerState {
                     aigw_config::Scope::Global => 0,
                     aigw_config::Scope::Domain(d) if Some(d.as_str()) == domain_name => 1,
                     aigw_config::Scope::Route(r) if Some(r.as_str()) == route_name => 2,
+                    aigw_config::Scope::ModelApi(m) if Some(m.as_str()) == model_api => 2,
                     _ => return None,
                 };
                 Some((level, spec, inst.clone()))

@@ -171,6 +171,12 @@ async fn handle<S: Transport>(
         return respond_local(conn, req, ctx, chain, r, true).await;
     };
     let route = &state.snap.router.routes[ri];
+    if let crate::route::Target::ModelApi(api) = route.target {
+        return crate::model::serve::serve(
+            conn, req, ctx, chain, api, state, worker, listener, need_body,
+        )
+        .await;
+    }
     let max_body = route
         .max_body_bytes
         .unwrap_or(listener.limits.max_body_bytes);
@@ -252,7 +258,7 @@ async fn respond_error<S: Transport>(
 /// Sends a locally made response (after the response-header phase, so CORS and header
 /// plugins apply to errors too). `body_unread`: the request body was never touched, so it can
 /// be drained to keep the connection.
-async fn respond_local<S: Transport>(
+pub(crate) async fn respond_local<S: Transport>(
     conn: &mut BufConn<S>,
     req: &mut ParsedRequest,
     ctx: &mut RequestCtx,

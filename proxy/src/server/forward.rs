@@ -38,12 +38,12 @@ use crate::upstream::pool::{self, UpstreamConn};
 use crate::upstream::{balance, BackendRt};
 
 /// Largest upstream response head accepted.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Most bytes an upstream read may leave unread.
 const MAX_UP_BUFFERED: usize = 256 * 1024;
 
 /// Counts a request in flight on a backend for least-request balancing.
-struct InFlight(Rc<BackendRt>);
+pub(crate) struct InFlight(Rc<BackendRt>);
 
 impl InFlight {
     fn new(b: &Rc<BackendRt>) -> InFlight {
@@ -61,10 +61,10 @@ impl Drop for InFlight {
 }
 
 /// An upstream that answered with a response head.
-struct Answered {
-    up: BufConn<UpstreamConn>,
-    head: ResponseHead,
-    _in_flight: InFlight,
+pub(crate) struct Answered {
+    pub up: BufConn<UpstreamConn>,
+    pub head: ResponseHead,
+    pub(crate) _in_flight: InFlight,
 }
 
 /// The per-request inputs of [`forward`].
@@ -97,8 +97,11 @@ pub(super) async fn forward<S: Transport>(
         max_body,
         buffered,
     } = job;
-    let service = state.services[route.service].clone();
-    let svc_label = state.service_labels[route.service].clone();
+    let crate::route::Target::Service(si) = route.target else {
+        return Err(ProxyError::internal("route has no service"));
+    };
+    let service = state.services[si].clone();
+    let svc_label = state.service_labels[si].clone();
     if service.backends.is_empty() {
         return Err(ProxyError::upstream(
             503,
@@ -135,13 +138,17 @@ pub(super) async fn forward<S: Transport>(
         }
         body.take_buffered(conn, &mut out)?;
     }
+    let idempotent = matches!(
+        &req.head.method[..],
+        b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE"
+    );
     let answered = send(
         conn,
         ctx,
         &service,
         &svc_label,
         worker,
-        req,
+        idempotent,
         &mut body,
         out,
         body_timeout,
@@ -159,25 +166,22 @@ pub(super) async fn forward<S: Transport>(
     .await
 }
 
-/// Sends the request, retrying where the rules above allow, and reads the response head.
+/// Sends the request (`out` holds the head and what is already read of the body, `body` the
+/// rest still to stream), retrying where the rules above allow, and reads the response head.
 #[allow(clippy::too_many_arguments)]
-async fn send<S: Transport>(
+pub(crate) async fn send<S: Transport>(
     conn: &mut BufConn<S>,
     ctx: &mut RequestCtx,
     service: &crate::upstream::ServiceRt,
     svc_label: &Rc<str>,
     worker: &Worker,
-    req: &ParsedRequest,
+    idempotent: bool,
     body: &mut BodyIn,
     mut out: Vec<u8>,
     body_timeout: Duration,
 ) -> Result<Answered, ProxyError> {
     let cfg = &service.spec.config;
     let attempts = cfg.retries as usize + 1;
-    let idempotent = matches!(
-        &req.head.method[..],
-        b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE"
-    );
     let mut tried: Vec<usize> = Vec::with_capacity(2);
     let mut fresh_only = false;
     let mut last_err: Option<ProxyError> = None;
@@ -333,7 +337,7 @@ async fn send<S: Transport>(
     }
 }
 
-fn upstream_failed(
+pub(crate) fn upstream_failed(
     worker: &Worker,
     svc: &Rc<str>,
     backend: &BackendRt,
@@ -584,13 +588,16 @@ async fn relay<S: Transport>(
 }
 
 /// Why relaying a body stopped early.
-enum RelayError {
+pub(crate) enum RelayError {
     Client,
     Upstream(&'static str),
 }
 
 /// Reads more from the upstream within `idle`.
-async fn up_fill(up: &mut BufConn<UpstreamConn>, idle: Duration) -> Result<usize, RelayError> {
+pub(crate) async fn up_fill(
+    up: &mut BufConn<UpstreamConn>,
+    idle: Duration,
+) -> Result<usize, RelayError> {
     match monoio::time::timeout(idle, up.fill(MAX_UP_BUFFERED)).await {
         Ok(Ok(n)) => Ok(n),
         Ok(Err(_)) => Err(RelayError::Upstream("read")),

@@ -5,9 +5,9 @@
 //! way, and this costs one operation). After that it gives the buffer back and waits by
 //! readiness alone, so an idle keep-alive connection holds almost no memory.
 
-mod body;
-mod exchange;
-mod forward;
+pub(crate) mod body;
+pub(crate) mod exchange;
+pub(crate) mod forward;
 pub mod respond;
 mod tunnel;
 

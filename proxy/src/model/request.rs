@@ -1,0 +1,521 @@
+//! A model request's body: the few fields routing needs, read without building a document;
+//! the whole JSON document only when a policy or a translation needs it; and the body sent to
+//! a provider, which is the client's bytes untouched unless something had to change.
+//!
+//! What may change without a rewrite is spliced in place: the model name (when a provider
+//! calls the model differently) and `stream_options.include_usage` (aigw asks for usage when
+//! the client did not). Anything a policy edits (masking, prompt decorators, templates) makes
+//! the body re-serialized from the document.
+
+use std::ops::Range;
+
+use aigw_config::PromptPolicy;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::Op;
+
+/// A parsed model request.
+pub struct ModelRequest {
+    /// The body as received.
+    raw: Vec<u8>,
+    /// The document, once something needed it.
+    value: Option<Value>,
+    /// A policy changed the document: send it re-serialized.
+    edited: bool,
+    /// The client-facing model name.
+    pub model: String,
+    /// `stream: true`.
+    pub stream: bool,
+    /// The client asked for the usage chunk itself (`stream_options.include_usage`).
+    pub include_usage: bool,
+    /// Where the model name's bytes are in `raw` (the JSON string with quotes, or a multipart
+    /// field's value).
+    model_span: Option<Range<usize>>,
+    /// Where `stream_options`'s value is in `raw`.
+    stream_options_span: Option<Range<usize>>,
+    /// A multipart/form-data body (audio transcriptions).
+    multipart: bool,
+}
+
+/// A request the client must fix (400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRequest(pub String);
+
+#[derive(Deserialize)]
+struct Essentials<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(borrow, default)]
+    stream_options: Option<&'a RawValue>,
+}
+
+impl ModelRequest {
+    /// Reads `model`, `stream` and `stream_options` of a body for `op`.
+    pub fn parse(
+        op: Op,
+        content_type: Option<&[u8]>,
+        raw: Vec<u8>,
+    ) -> Result<ModelRequest, BadRequest> {
+        if op == Op::Transcriptions {
+            return parse_multipart(content_type, raw);
+        }
+        let first = raw.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(BadRequest("the request body must be a JSON object".into()));
+        }
+        let e: Essentials = serde_json::from_slice(&raw).map_err(|e| {
+            BadRequest(if e.is_data() {
+                format!("invalid request body: {e}")
+            } else {
+                format!("the request body is not valid JSON: {e}")
+            })
+        })?;
+        let span = |r: &RawValue| {
+            let start = r.get().as_ptr() as usize - raw.as_ptr() as usize;
+            start..start + r.get().len()
+        };
+        let model_span = e.model.map(span);
+        let model = match e.model {
+            Some(m) => serde_json::from_str::<String>(m.get())
+                .map_err(|_| BadRequest("`model` must be a string".into()))?,
+            None => String::new(),
+        };
+        if model.is_empty() {
+            return Err(BadRequest("you must provide a model parameter".into()));
+        }
+        let include_usage = match e.stream_options {
+            Some(o) => {
+                let v: Value = serde_json::from_str(o.get()).unwrap_or(Value::Null);
+                v.get("include_usage").and_then(Value::as_bool) == Some(true)
+            }
+            None => false,
+        };
+        let stream_options_span = e.stream_options.map(span);
+        Ok(ModelRequest {
+            model,
+            stream: e.stream == Some(true),
+            include_usage,
+            model_span,
+            stream_options_span,
+            value: None,
+            edited: false,
+            multipart: false,
+            raw,
+        })
+    }
+
+    /// The body as received.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The JSON document (parsed on first use; `Null` for multipart bodies).
+    pub fn value(&mut self) -> &mut Value {
+        if self.value.is_none() {
+            let v = if self.multipart {
+                Value::Null
+            } else {
+                serde_json::from_slice(&self.raw).unwrap_or(Value::Null)
+            };
+            self.value = Some(v);
+        }
+        self.value.as_mut().expect("set above")
+    }
+
+    /// Marks the document as changed by a policy: providers get it re-serialized.
+    pub fn mark_edited(&mut self) {
+        self.edited = true;
+    }
+
+    /// The body for a provider: `model` set to `upstream_model`, and, when `ask_usage`,
+    /// `stream_options.include_usage` set to true.
+    pub fn body_for(&self, upstream_model: &str, ask_usage: bool) -> Vec<u8> {
+        if self.edited {
+            let mut v = self.value.clone().unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("model".into(), Value::String(upstream_model.into()));
+                if ask_usage {
+                    let so = o.entry("stream_options").or_insert_with(|| json!({}));
+                    if let Some(so) = so.as_object_mut() {
+                        so.insert("include_usage".into(), Value::Bool(true));
+                    } else {
+                        *so = json!({"include_usage": true});
+                    }
+                }
+            }
+            return serde_json::to_vec(&v).unwrap_or_default();
+        }
+        let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
+        if upstream_model != self.model {
+            if let Some(span) = &self.model_span {
+                let text = if self.multipart {
+                    upstream_model.as_bytes().to_vec()
+                } else {
+                    serde_json::to_vec(upstream_model).unwrap_or_default()
+                };
+                edits.push((span.clone(), text));
+            }
+        }
+        if ask_usage && !self.include_usage {
+            match &self.stream_options_span {
+                Some(span) => {
+                    let mut so: Value =
+                        serde_json::from_slice(&self.raw[span.clone()]).unwrap_or(Value::Null);
+                    match so.as_object_mut() {
+                        Some(o) => {
+                            o.insert("include_usage".into(), Value::Bool(true));
+                        }
+                        None => so = json!({"include_usage": true}),
+                    }
+                    edits.push((span.clone(), serde_json::to_vec(&so).unwrap_or_default()));
+                }
+                None => {
+                    let brace = self.raw.iter().position(|&b| b == b'{').unwrap_or(0);
+                    let mut insert = br#""stream_options":{"include_usage":true}"#.to_vec();
+                    let empty = self.raw[brace + 1..]
+                        .iter()
+                        .find(|b| !b.is_ascii_whitespace())
+                        == Some(&b'}');
+                    if !empty {
+                        insert.push(b',');
+                    }
+                    edits.push((brace + 1..brace + 1, insert));
+                }
+            }
+        }
+        if edits.is_empty() {
+            return self.raw.clone();
+        }
+        edits.sort_by_key(|(r, _)| r.start);
+        let mut out = Vec::with_capacity(self.raw.len() + 64);
+        let mut at = 0;
+        for (range, text) in edits {
+            out.extend_from_slice(&self.raw[at..range.start]);
+            out.extend_from_slice(&text);
+            at = range.end;
+        }
+        out.extend_from_slice(&self.raw[at..]);
+        out
+    }
+
+    /// Expands a prompt template (`{"template": NAME, "properties": {...}}`) and adds the
+    /// decorator messages. Returns whether the document changed.
+    pub fn apply_prompt(&mut self, op: Op, policy: &PromptPolicy) -> Result<bool, BadRequest> {
+        if self.multipart || !matches!(op, Op::Chat | Op::Messages) {
+            return Ok(false);
+        }
+        let no_decorators = policy.prepend.is_empty() && policy.append.is_empty();
+        if no_decorators && policy.templates.is_empty() {
+            return Ok(false);
+        }
+        let v = self.value();
+        let Some(obj) = v.as_object_mut() else {
+            return Ok(false);
+        };
+        let mut changed = false;
+        if let Some(name) = obj
+            .get("template")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        {
+            let t = policy
+                .templates
+                .get(&name)
+                .ok_or_else(|| BadRequest(format!("unknown prompt template `{name}`")))?;
+            let props = obj.remove("properties").unwrap_or(Value::Null);
+            let msgs: Vec<Value> = t
+                .messages
+                .iter()
+                .map(|m| json!({"role": m.role, "content": fill(&m.content, &props)}))
+                .collect();
+            obj.remove("template");
+            obj.insert("messages".into(), Value::Array(msgs));
+            changed = true;
+        }
+        if !no_decorators {
+            if !matches!(obj.get("messages"), Some(Value::Array(_))) {
+                return Err(BadRequest("`messages` must be an array".into()));
+            }
+            let as_msg =
+                |m: &aigw_config::PromptMessage| json!({"role": m.role, "content": m.content});
+            let is_system =
+                |m: &&aigw_config::PromptMessage| matches!(m.role.as_str(), "system" | "developer");
+            let (mut head, mut tail): (Vec<Value>, Vec<Value>) = if op == Op::Messages {
+                // Anthropic keeps system text out of `messages`.
+                let sys: Vec<&str> = policy
+                    .prepend
+                    .iter()
+                    .filter(is_system)
+                    .map(|m| m.content.as_str())
+                    .collect();
+                let sys_tail: Vec<&str> = policy
+                    .append
+                    .iter()
+                    .filter(is_system)
+                    .map(|m| m.content.as_str())
+                    .collect();
+                let head = policy
+                    .prepend
+                    .iter()
+                    .filter(|m| !is_system(m))
+                    .map(as_msg)
+                    .collect();
+                let tail = policy
+                    .append
+                    .iter()
+                    .filter(|m| !is_system(m))
+                    .map(as_msg)
+                    .collect();
+                if !sys.is_empty() || !sys_tail.is_empty() {
+                    let old = match obj.get("system") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Array(blocks)) => blocks
+                            .iter()
+                            .filter_map(|b| b.get("text").and_then(Value::as_str))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        _ => String::new(),
+                    };
+                    let joined: Vec<&str> = sys
+                        .iter()
+                        .copied()
+                        .chain((!old.is_empty()).then_some(old.as_str()))
+                        .chain(sys_tail.iter().copied())
+                        .collect();
+                    obj.insert("system".into(), Value::String(joined.join("\n")));
+                }
+                (head, tail)
+            } else {
+                (
+                    policy.prepend.iter().map(as_msg).collect(),
+                    policy.append.iter().map(as_msg).collect(),
+                )
+            };
+            let Some(Value::Array(messages)) = obj.get_mut("messages") else {
+                return Err(BadRequest("`messages` must be an array".into()));
+            };
+            head.append(messages);
+            head.append(&mut tail);
+            *messages = head;
+            changed = true;
+        }
+        if changed {
+            self.edited = true;
+        }
+        Ok(changed)
+    }
+}
+
+/// Replaces `{{name}}` with the property's value (strings as they are, others as JSON).
+fn fill(template: &str, props: &Value) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let key = after[..end].trim();
+        match props.get(key) {
+            Some(Value::String(s)) => out.push_str(s),
+            Some(v) => out.push_str(&v.to_string()),
+            None => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A multipart/form-data body: finds the `model` field.
+fn parse_multipart(content_type: Option<&[u8]>, raw: Vec<u8>) -> Result<ModelRequest, BadRequest> {
+    let ct = content_type
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
+        return Err(BadRequest(
+            "audio/transcriptions takes a multipart/form-data body".into(),
+        ));
+    }
+    let boundary = ct
+        .split(';')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| BadRequest("the multipart Content-Type has no boundary".into()))?;
+    let span = multipart_field(&raw, boundary.as_bytes(), "model")
+        .ok_or_else(|| BadRequest("you must provide a model parameter".into()))?;
+    let model = String::from_utf8_lossy(&raw[span.clone()])
+        .trim()
+        .to_string();
+    if model.is_empty() {
+        return Err(BadRequest("you must provide a model parameter".into()));
+    }
+    Ok(ModelRequest {
+        model,
+        stream: false,
+        include_usage: false,
+        model_span: Some(span),
+        stream_options_span: None,
+        value: None,
+        edited: false,
+        multipart: true,
+        raw,
+    })
+}
+
+/// The byte range of the value of form field `name`.
+fn multipart_field(body: &[u8], boundary: &[u8], name: &str) -> Option<Range<usize>> {
+    let mut delim = b"--".to_vec();
+    delim.extend_from_slice(boundary);
+    let finder = memchr::memmem::Finder::new(&delim);
+    let mut at = finder.find(body)? + delim.len();
+    loop {
+        // After a delimiter: "--" ends the body, else CRLF and the part's headers.
+        let rest = body.get(at..)?;
+        if rest.starts_with(b"--") {
+            return None;
+        }
+        let head_start = at + rest.iter().position(|&b| b == b'\n')? + 1;
+        let head_len = memchr::memmem::find(&body[head_start..], b"\r\n\r\n")?;
+        let headers = String::from_utf8_lossy(&body[head_start..head_start + head_len]);
+        let value_start = head_start + head_len + 4;
+        let next = finder.find(&body[value_start..])? + value_start;
+        let value_end = if body[..next].ends_with(b"\r\n") {
+            next - 2
+        } else {
+            next
+        };
+        let wanted = headers.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("content-disposition:")
+                && l.split(';').any(|p| {
+                    p.trim() == format!("name=\"{name}\"") || p.trim() == format!("name={name}")
+                })
+        });
+        if wanted {
+            return Some(value_start..value_end);
+        }
+        at = next + delim.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(body: &str) -> ModelRequest {
+        ModelRequest::parse(Op::Chat, None, body.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn reads_the_essentials_and_forwards_untouched() {
+        let body = r#"{"messages":[{"role":"user","content":"hi \"model\""}],"model":"gpt-4o","stream":true}"#;
+        let r = req(body);
+        assert_eq!(
+            (r.model.as_str(), r.stream, r.include_usage),
+            ("gpt-4o", true, false)
+        );
+        assert_eq!(r.body_for("gpt-4o", false), body.as_bytes());
+    }
+
+    #[test]
+    fn splices_model_and_usage() {
+        let r = req(r#"{ "model" : "fast", "stream": true, "messages": [] }"#);
+        let out = String::from_utf8(r.body_for("gpt-4o-mini", true)).unwrap();
+        assert_eq!(
+            out,
+            r#"{"stream_options":{"include_usage":true}, "model" : "gpt-4o-mini", "stream": true, "messages": [] }"#
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        // an existing stream_options keeps its other fields
+        let r =
+            req(r#"{"model":"m","stream":true,"stream_options":{"x":1,"include_usage":false}}"#);
+        let v: Value = serde_json::from_slice(&r.body_for("m", true)).unwrap();
+        assert_eq!(v["stream_options"], json!({"x":1,"include_usage":true}));
+        // the client's own ask is kept as is
+        let r = req(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#);
+        assert!(r.include_usage);
+        assert_eq!(r.body_for("m", true), r.raw());
+    }
+
+    #[test]
+    fn refusals() {
+        for (body, want) in [
+            ("[1]", "JSON object"),
+            ("{\"model\":", "not valid JSON"),
+            ("{\"model\":3}", "must be a string"),
+            ("{\"messages\":[]}", "provide a model"),
+            (
+                "{\"model\":\"m\",\"stream\":\"yes\"}",
+                "invalid request body",
+            ),
+        ] {
+            let e = ModelRequest::parse(Op::Chat, None, body.as_bytes().to_vec())
+                .err()
+                .unwrap();
+            assert!(e.0.contains(want), "{body}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn multipart_model_field() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF..model..\r\n--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n";
+        let r = ModelRequest::parse(
+            Op::Transcriptions,
+            Some(b"multipart/form-data; boundary=XyZ"),
+            body.to_vec(),
+        )
+        .unwrap();
+        assert_eq!(r.model, "whisper-1");
+        let out = r.body_for("whisper-large", false);
+        assert!(memchr::memmem::find(&out, b"\r\n\r\nwhisper-large\r\n--XyZ--").is_some());
+        assert!(
+            ModelRequest::parse(Op::Transcriptions, Some(b"application/json"), body.to_vec())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn templates_and_decorators() {
+        let policy: PromptPolicy = serde_yaml_ng::from_str(
+            "
+prepend: [{ role: system, content: 'Be brief.' }]
+append: [{ role: user, content: 'Answer in French.' }]
+templates:
+  greet: { messages: [{ role: user, content: 'Say hello to {{name}} ({{age}})' }] }
+",
+        )
+        .unwrap();
+        let mut r = req(r#"{"model":"m","template":"greet","properties":{"name":"Ann","age":3}}"#);
+        assert!(r.apply_prompt(Op::Chat, &policy).unwrap());
+        let v: Value = serde_json::from_slice(&r.body_for("m", false)).unwrap();
+        assert_eq!(
+            v["messages"],
+            json!([
+                {"role":"system","content":"Be brief."},
+                {"role":"user","content":"Say hello to Ann (3)"},
+                {"role":"user","content":"Answer in French."}
+            ])
+        );
+        assert!(v.get("template").is_none());
+        let mut r = req(r#"{"model":"m","template":"nope"}"#);
+        assert!(r.apply_prompt(Op::Chat, &policy).is_err());
+        // Anthropic: system decorators go to `system`
+        let mut r = req(
+            r#"{"model":"m","system":"You are X.","messages":[{"role":"user","content":"q"}]}"#,
+        );
+        r.apply_prompt(Op::Messages, &policy).unwrap();
+        let v = r.value().clone();
+        assert_eq!(v["system"], "Be brief.\nYou are X.");
+        assert_eq!(v["messages"].as_array().unwrap().len(), 2);
+    }
+}
