@@ -20,13 +20,32 @@ pub type Labels = (Rc<str>, Rc<str>, Rc<str>, Rc<str>);
 /// Three label values (model API and two more).
 pub type Triple = (Rc<str>, Rc<str>, Rc<str>);
 
+/// Request and token counts of one label set (one map lookup per request).
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// (status, requests), few distinct statuses.
+    pub by_status: Vec<(u16, u64)>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Counts {
+    /// Counts one finished request.
+    pub fn add(&mut self, status: u16, input: u64, output: u64) {
+        match self.by_status.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => self.by_status.push((status, 1)),
+        }
+        self.input_tokens += input;
+        self.output_tokens += output;
+    }
+}
+
 /// One worker's model API metrics.
 #[derive(Debug, Default)]
 pub struct LlmMetrics {
-    /// By labels and status.
-    pub requests: HashMap<(Labels, u16), u64>,
-    /// By labels and `input` / `output`.
-    pub tokens: HashMap<(Labels, &'static str), u64>,
+    /// Requests by status, and tokens, per label set.
+    pub counts: HashMap<Labels, Counts>,
     /// By (model API, provider, model).
     pub ttft: HashMap<Triple, Histogram>,
     pub tpot: HashMap<Triple, Histogram>,
@@ -80,18 +99,22 @@ impl LlmMetrics {
                 ("consumer", l.3.to_string()),
             ]
         };
-        for ((l, status), n) in &self.requests {
-            let b = base(l);
-            let s = status.to_string();
-            let mut labels: Vec<(&str, &str)> = b.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            labels.push(("status", &s));
-            d.counter("aigw_llm_requests_total", &labels, *n as f64);
-        }
-        for ((l, kind), n) in &self.tokens {
+        for (l, c) in &self.counts {
             let b = base(l);
             let mut labels: Vec<(&str, &str)> = b.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            labels.push(("type", kind));
-            d.counter("aigw_llm_tokens_total", &labels, *n as f64);
+            for (status, n) in &c.by_status {
+                let s = status.to_string();
+                let mut with_status = labels.clone();
+                with_status.push(("status", &s));
+                d.counter("aigw_llm_requests_total", &with_status, *n as f64);
+            }
+            for (kind, n) in [("input", c.input_tokens), ("output", c.output_tokens)] {
+                if n > 0 {
+                    labels.push(("type", kind));
+                    d.counter("aigw_llm_tokens_total", &labels, n as f64);
+                    labels.pop();
+                }
+            }
         }
         for (name, map) in [
             ("aigw_llm_time_to_first_token_seconds", &self.ttft),

@@ -91,13 +91,17 @@ pub fn supports(kind: ProviderKind, op: Op) -> bool {
 /// Indices of the providers that serve `model` for `op`, in fallback order: by priority
 /// (lower first), and within one priority a weighted random order.
 pub fn candidates(spec: &ModelApiSpec, op: Op, model: &str) -> Vec<usize> {
+    let serves = |p: &ProviderSpec| {
+        supports(p.config.kind, op) && p.config.models.upstream_name(model).is_some()
+    };
+    if let [only] = spec.providers.as_slice() {
+        return if serves(only) { vec![0] } else { Vec::new() };
+    }
     let mut serving: Vec<usize> = spec
         .providers
         .iter()
         .enumerate()
-        .filter(|(_, p)| {
-            supports(p.config.kind, op) && p.config.models.upstream_name(model).is_some()
-        })
+        .filter(|(_, p)| serves(p))
         .map(|(i, _)| i)
         .collect();
     serving.sort_by_key(|&i| spec.providers[i].config.priority);

@@ -126,6 +126,11 @@ impl ModelRequest {
         self.value.as_mut().expect("set above")
     }
 
+    /// The document if it was parsed (see [`ModelRequest::value`]).
+    pub fn parsed(&self) -> Option<&Value> {
+        self.value.as_ref()
+    }
+
     /// Marks the document as changed by a policy: providers get it re-serialized.
     pub fn mark_edited(&mut self) {
         self.edited = true;
@@ -133,7 +138,8 @@ impl ModelRequest {
 
     /// The body for a provider: `model` set to `upstream_model`, and, when `ask_usage`,
     /// `stream_options.include_usage` set to true.
-    pub fn body_for(&self, upstream_model: &str, ask_usage: bool) -> Vec<u8> {
+    pub fn body_for(&self, upstream_model: &str, ask_usage: bool) -> std::borrow::Cow<'_, [u8]> {
+        use std::borrow::Cow;
         if self.edited {
             let mut v = self.value.clone().unwrap_or(Value::Null);
             if let Some(o) = v.as_object_mut() {
@@ -147,7 +153,7 @@ impl ModelRequest {
                     }
                 }
             }
-            return serde_json::to_vec(&v).unwrap_or_default();
+            return Cow::Owned(serde_json::to_vec(&v).unwrap_or_default());
         }
         let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
         if upstream_model != self.model {
@@ -188,7 +194,7 @@ impl ModelRequest {
             }
         }
         if edits.is_empty() {
-            return self.raw.clone();
+            return Cow::Borrowed(&self.raw);
         }
         edits.sort_by_key(|(r, _)| r.start);
         let mut out = Vec::with_capacity(self.raw.len() + 64);
@@ -199,7 +205,7 @@ impl ModelRequest {
             at = range.end;
         }
         out.extend_from_slice(&self.raw[at..]);
-        out
+        Cow::Owned(out)
     }
 
     /// Expands a prompt template (`{"template": NAME, "properties": {...}}`) and adds the
@@ -423,7 +429,7 @@ mod tests {
             (r.model.as_str(), r.stream, r.include_usage),
             ("gpt-4o", true, false)
         );
-        assert_eq!(r.body_for("gpt-4o", false), body.as_bytes());
+        assert_eq!(&r.body_for("gpt-4o", false)[..], body.as_bytes());
     }
 
     #[test]
@@ -444,7 +450,7 @@ mod tests {
         // the client's own ask is kept as is
         let r = req(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#);
         assert!(r.include_usage);
-        assert_eq!(r.body_for("m", true), r.raw());
+        assert_eq!(&r.body_for("m", true)[..], r.raw());
     }
 
     #[test]

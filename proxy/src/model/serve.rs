@@ -8,6 +8,7 @@
 //! `policies.timeout`. If every attempt failed, the last provider answer is passed through
 //! (translated to the client's dialect), or else a 502/503/504 in it.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -199,7 +200,7 @@ pub(crate) async fn serve<S: Transport>(
         Err(r) => Outcome::local(respond_local(conn, req, ctx, chain, r, false).await, None),
         Ok(()) => run(conn, req, ctx, chain, &call, &mut mreq, state, worker).await,
     };
-    record(&call, state, worker, ctx, &outcome);
+    record(&call, state, worker, &outcome);
     (outcome.status, outcome.next)
 }
 
@@ -398,16 +399,15 @@ async fn run<S: Transport>(
             KeyChoice::None => None,
         };
         let translation = Translation::of(call.op, call.spec.providers[pi].config.kind);
-        let headers = req.head.headers.clone();
         let reply = match attempt(
             conn,
             ctx,
             call,
             mreq,
-            pi,
+            (pi, k == 0),
             key,
             translation,
-            &headers,
+            &req.head.headers,
             state,
             worker,
         )
@@ -514,14 +514,14 @@ fn note_failure(
         .or_default() += 1;
 }
 
-/// One attempt on provider `pi`.
+/// One attempt on provider `pi` (`first`: the call's first attempt).
 #[allow(clippy::too_many_arguments)]
 async fn attempt<S: Transport>(
     conn: &mut BufConn<S>,
     ctx: &mut RequestCtx,
     call: &Call<'_>,
     mreq: &mut ModelRequest,
-    pi: usize,
+    (pi, first): (usize, bool),
     key: Option<usize>,
     translation: Translation,
     client_headers: &crate::http::Headers,
@@ -536,6 +536,10 @@ async fn attempt<S: Transport>(
         .unwrap_or(&mreq.model)
         .to_string();
     let up_op = translation.upstream_op(call.op);
+    if translation != Translation::None {
+        mreq.value();
+    }
+    let mreq = &*mreq;
     let body = provider_body(mreq, translation, &upstream_model, call.op)?;
     if p.config.kind == ProviderKind::Mock {
         return mock_reply(up_op, &body, &upstream_model, mreq, call);
@@ -572,17 +576,23 @@ async fn attempt<S: Transport>(
         out,
         Duration::from_secs(1),
     );
-    let answered = match monoio::time::timeout_at(call.deadline.into(), sent).await {
-        Err(_) => {
-            return Err(Failure::Error(ProxyError::upstream(
-                504,
-                "timeout",
-                "the model provider did not answer in time",
-            )))
-        }
-        Ok(Err(e)) => return Err(Failure::Error(e)),
-        Ok(Ok(a)) => a,
+    // The first attempt is bounded by the provider service's own timeouts (its
+    // response_header timeout is `policies.timeout`), which spares a timer per request; later
+    // attempts by what is left of the deadline.
+    let result = if first {
+        sent.await
+    } else {
+        monoio::time::timeout_at(call.deadline.into(), sent)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ProxyError::upstream(
+                    504,
+                    "timeout",
+                    "the model provider did not answer in time",
+                ))
+            })
     };
+    let answered = result.map_err(Failure::Error)?;
     let cfg = &service.spec.config;
     let head = answered.head;
     let body = UpBody::new(
@@ -628,31 +638,28 @@ async fn attempt<S: Transport>(
 
 /// The body in the provider's dialect, with its model name (and, for streams the client
 /// did not ask usage for, a request for usage).
-fn provider_body(
-    mreq: &mut ModelRequest,
+/// Translations read the parsed document: call [`ModelRequest::value`] first.
+fn provider_body<'m>(
+    mreq: &'m ModelRequest,
     translation: Translation,
     upstream_model: &str,
     op: Op,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<Cow<'m, [u8]>, Failure> {
     let bad = |e: anthropic::TranslateError| {
         Failure::Error(ProxyError::downstream(400, "invalid_request", e.0))
     };
-    match translation {
+    let doc = mreq.parsed().unwrap_or(&Value::Null);
+    let translated = match translation {
         Translation::None => {
             let ask_usage = mreq.stream && matches!(op, Op::Chat | Op::Completions);
-            Ok(mreq.body_for(upstream_model, ask_usage))
+            return Ok(mreq.body_for(upstream_model, ask_usage));
         }
-        Translation::ChatViaMessages => {
-            let v =
-                anthropic::chat_to_messages_request(mreq.value(), upstream_model).map_err(bad)?;
-            Ok(serde_json::to_vec(&v).unwrap_or_default())
-        }
-        Translation::MessagesViaChat => {
-            let v =
-                anthropic::messages_to_chat_request(mreq.value(), upstream_model).map_err(bad)?;
-            Ok(serde_json::to_vec(&v).unwrap_or_default())
-        }
-    }
+        Translation::ChatViaMessages => anthropic::chat_to_messages_request(doc, upstream_model),
+        Translation::MessagesViaChat => anthropic::messages_to_chat_request(doc, upstream_model),
+    };
+    Ok(Cow::Owned(
+        serde_json::to_vec(&translated.map_err(bad)?).unwrap_or_default(),
+    ))
 }
 
 /// Asks the built-in mock provider.
@@ -887,7 +894,7 @@ fn list_models(spec: &ModelApiSpec, op: Op, rest: &[u8], ctx: &RequestCtx) -> Lo
 }
 
 /// Metrics and the token charge of a finished call.
-fn record(call: &Call, state: &WorkerState, worker: &Worker, ctx: &RequestCtx, o: &Outcome) {
+fn record(call: &Call, state: &WorkerState, worker: &Worker, o: &Outcome) {
     let total = o.usage.input + o.usage.output;
     if let (Some(limiter), true) = (&call.spec.token_limiter, total > 0) {
         limiter.charge(&call.consumer, total, Instant::now());
@@ -896,27 +903,24 @@ fn record(call: &Call, state: &WorkerState, worker: &Worker, ctx: &RequestCtx, o
         Some(pi) => provider_label(state, call, pi),
         None => Rc::from(""),
     };
-    let labels: Labels = (
-        call.api_label.clone(),
-        provider.clone(),
-        call.model_label.clone(),
-        call.consumer.clone(),
-    );
     let mut m = worker.metrics.borrow_mut();
     let llm = &mut m.llm;
-    for (kind, n) in [("input", o.usage.input), ("output", o.usage.output)] {
-        if n > 0 {
-            *llm.tokens.entry((labels.clone(), kind)).or_default() += n;
-        }
-    }
     if let Some(ttft) = o.ttft {
         llm.latency(&call.api_label, &provider, &call.model_label, ttft, o.tpot);
     }
     if let Some(kind) = o.stream_error {
         *llm.errors
-            .entry((call.api_label.clone(), provider, kind))
+            .entry((call.api_label.clone(), provider.clone(), kind))
             .or_default() += 1;
     }
-    *llm.requests.entry((labels, o.status)).or_default() += 1;
-    let _ = ctx;
+    let labels: Labels = (
+        call.api_label.clone(),
+        provider,
+        call.model_label.clone(),
+        call.consumer.clone(),
+    );
+    llm.counts
+        .entry(labels)
+        .or_default()
+        .add(o.status, o.usage.input, o.usage.output);
 }

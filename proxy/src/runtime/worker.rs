@@ -115,6 +115,7 @@ pub async fn run(
         listeners: RefCell::new(HashMap::new()),
     });
     start_listeners(&worker, listeners);
+    monoio::spawn(give_back_memory());
     while let Ok(msg) = rx.recv().await {
         match msg {
             WorkerMsg::Update {
@@ -270,5 +271,15 @@ async fn shutdown(worker: &Rc<Worker>, grace: Duration) {
                 worker.id, worker.active.get()
             ));
         }
+    }
+}
+
+/// Once a second, lets the allocator return this thread's freed pages whose purge delay has
+/// passed (see `main`), so a worker that went idle does not keep a burst's memory.
+async fn give_back_memory() {
+    loop {
+        monoio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // SAFETY: collects the calling thread's own heap; no pointers are passed.
+        unsafe { libmimalloc_sys::mi_collect(false) };
     }
 }
