@@ -435,7 +435,7 @@ mod tests {
     #[test]
     fn splices_model_and_usage() {
         let r = req(r#"{ "model" : "fast", "stream": true, "messages": [] }"#);
-        let out = String::from_utf8(r.body_for("gpt-4o-mini", true)).unwrap();
+        let out = String::from_utf8(r.body_for("gpt-4o-mini", true).into_owned()).unwrap();
         assert_eq!(
             out,
             r#"{"stream_options":{"include_usage":true}, "model" : "gpt-4o-mini", "stream": true, "messages": [] }"#
