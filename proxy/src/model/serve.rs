@@ -140,6 +140,16 @@ pub(crate) async fn serve<S: Transport>(
     let dialect = op.dialect();
     let pol = &spec.config.policies;
     // The body, whole.
+    if let Framing::Length(n) = req.framing {
+        if n > pol.max_body_bytes {
+            let msg = format!(
+                "request body of {n} bytes is larger than the limit of {} bytes",
+                pol.max_body_bytes
+            );
+            let r = respond::error(dialect, 413, "body_too_large", &msg, &ctx.request_id);
+            return respond_local(conn, req, ctx, chain, r, true).await;
+        }
+    }
     if req.expect_continue && req.framing.has_body() && BodyIn::send_continue(conn).await.is_err() {
         return (499, Next::Close);
     }

@@ -3,7 +3,9 @@
 
 pub mod client;
 pub mod gateway;
+pub mod llm_upstream;
 pub mod load;
+pub mod python;
 pub mod upstream;
 
 use std::time::Duration;
