@@ -47,4 +47,5 @@ mod reload;
 mod routing;
 mod shutdown;
 mod timeouts;
+mod upstream_tls;
 mod upstreams;
