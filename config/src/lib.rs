@@ -19,6 +19,7 @@ pub use load::{load_file, load_str, load_str_with_env, validate_config};
 pub use model::*;
 pub use model_api::*;
 pub use quota::{Quota, QuotaLimits, Quotas, Size};
+pub use validate::read_ca_file;
 
 use std::fmt;
 

@@ -265,6 +265,34 @@ pub struct Service {
     /// Extra attempts on another endpoint for a request that provably never reached an upstream.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// TLS toward the endpoints (`tls: {}` for the defaults); `None` speaks plain HTTP.
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+}
+
+/// `services[].tls` (and `model_apis[].providers[].tls`): how aigw speaks TLS to an upstream.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTls {
+    /// Server name sent (SNI) and checked against the certificate; a DNS name or an IP
+    /// address. Default: the host of each endpoint.
+    pub sni: Option<String>,
+    /// Check the certificate chain and name. `false` accepts any certificate (tests, lab
+    /// setups only): the connection is encrypted but not authenticated.
+    pub verify: bool,
+    /// PEM file of CA certificates trusted instead of the built-in roots (Mozilla's root
+    /// program and the system store). Relative paths are from the working directory.
+    pub ca: Option<String>,
+}
+
+impl Default for UpstreamTls {
+    fn default() -> Self {
+        UpstreamTls {
+            sni: None,
+            verify: true,
+            ca: None,
+        }
+    }
 }
 
 fn default_resolve_interval() -> DurationStr {

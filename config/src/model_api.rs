@@ -67,6 +67,10 @@ pub struct Provider {
     /// Time allowed to connect to the provider.
     #[serde(default = "default_connect")]
     pub connect_timeout: DurationStr,
+    /// TLS settings for an `https://` base URL (trusted CA, server name, verification);
+    /// default: verified against the built-in roots, server name from the URL.
+    #[serde(default)]
+    pub tls: Option<crate::model::UpstreamTls>,
 }
 
 fn one() -> u32 {

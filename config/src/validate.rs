@@ -382,6 +382,9 @@ fn check_services(cx: &mut Ctx, services: &[Service]) {
                 s.passive_health.ejection_time,
             );
         }
+        if let Some(tls) = &s.tls {
+            check_tls(cx, &format!("{p}.tls"), tls);
+        }
         if let Some(hc) = &s.health_check {
             let p = format!("{p}.health_check");
             if !hc.path.starts_with('/') {
@@ -416,6 +419,50 @@ fn check_services(cx: &mut Ctx, services: &[Service]) {
             }
         }
     }
+}
+
+/// `tls:` of a service or provider: a well-formed server name, and a CA file that can be read
+/// and holds at least one PEM certificate (its path in the message).
+fn check_tls(cx: &mut Ctx, p: &str, tls: &UpstreamTls) {
+    if let Some(sni) = &tls.sni {
+        if rustls_pki_types::ServerName::try_from(sni.as_str()).is_err() {
+            cx.err(
+                format!("{p}.sni"),
+                format!("sni `{sni}` is not a DNS name or an IP address"),
+            );
+        }
+    }
+    let Some(ca) = &tls.ca else {
+        return;
+    };
+    if !tls.verify {
+        cx.err(
+            format!("{p}.ca"),
+            "ca has no effect with `verify: false`; remove one of them",
+        );
+        return;
+    }
+    if let Err(why) = read_ca_file(ca) {
+        cx.err(format!("{p}.ca"), why);
+    }
+}
+
+/// The certificates of the PEM file `path`; the error names the file and says what is wrong.
+pub fn read_ca_file(path: &str) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    if path.is_empty() {
+        return Err("ca is empty (give the path of a PEM file)".into());
+    }
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file `{path}`: {e}"))?;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("CA file `{path}` is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "CA file `{path}` holds no certificate (expected `-----BEGIN CERTIFICATE-----` blocks)"
+        ));
+    }
+    Ok(certs)
 }
 
 /// `host:port`, `ip:port` or `[v6]:port`, port 1..=65535. The error completes "endpoint `x` ...".

@@ -531,3 +531,132 @@ fn access_log_path_is_not_empty() {
     );
     assert_eq!(ok("access_log: {}\n").access_log.unwrap().path, "stderr");
 }
+
+/// Writes `text` to a fresh file under the temp directory and returns its path.
+fn temp_file(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("aigw-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A syntactically valid PEM certificate block (validation reads PEM, not the certificate).
+const PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+
+/// Every issue as `(path, message)`.
+fn paths_and_messages(yaml: &str) -> Vec<(String, String)> {
+    issues(yaml).into_iter().map(|(_, p, m)| (p, m)).collect()
+}
+
+#[test]
+fn service_tls_settings_are_checked() {
+    let ca = temp_file("ca.pem", PEM);
+    let c = ok(&format!(
+        "services:\n  - name: a\n    endpoints: [\"a.example:443\"]\n    tls: {{}}\n  - name: b\n    endpoints: [\"10.0.0.1:443\"]\n    tls: {{ ca: \"{ca}\", sni: api.example.com }}\n"
+    ));
+    let a = c.services[0].tls.as_ref().unwrap();
+    assert!(a.verify && a.sni.is_none() && a.ca.is_none(), "{a:?}");
+    assert!(c.services[1].tls.as_ref().unwrap().verify);
+    assert!(ok(SERVICE).services[0].tls.is_none(), "plain by default");
+
+    let empty = temp_file("empty.pem", "no certificate here\n");
+    let got = paths_and_messages(&format!(
+        "services:
+  - name: a
+    endpoints: [\"a:1\"]
+    tls: {{ ca: /nonexistent/aigw/ca.pem }}
+  - name: b
+    endpoints: [\"b:1\"]
+    tls: {{ ca: \"{empty}\" }}
+  - name: c
+    endpoints: [\"c:1\"]
+    tls: {{ sni: \"bad name!\" }}
+  - name: d
+    endpoints: [\"d:1\"]
+    tls: {{ verify: false, ca: \"{ca}\" }}
+"
+    ));
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert_eq!(got[0].0, "services[0].tls.ca");
+    assert!(
+        got[0]
+            .1
+            .starts_with("cannot read CA file `/nonexistent/aigw/ca.pem`: "),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[1],
+        (
+            "services[1].tls.ca".to_string(),
+            format!(
+                "CA file `{empty}` holds no certificate (expected `-----BEGIN CERTIFICATE-----` \
+                 blocks)"
+            )
+        )
+    );
+    assert_eq!(
+        got[2],
+        (
+            "services[2].tls.sni".to_string(),
+            "sni `bad name!` is not a DNS name or an IP address".to_string()
+        )
+    );
+    assert_eq!(
+        got[3],
+        (
+            "services[3].tls.ca".to_string(),
+            "ca has no effect with `verify: false`; remove one of them".to_string()
+        )
+    );
+    let (line, path, _) =
+        one("services:\n  - name: a\n    endpoints: [\"a:1\"]\n    tls: { verfy: false }\n");
+    assert_eq!((line, path.as_str()), (4, "services[0].tls.verfy"));
+}
+
+#[test]
+fn provider_tls_applies_to_https_base_urls() {
+    let ca = temp_file("provider-ca.pem", PEM);
+    let api = |providers: &str| {
+        format!("model_apis:\n  - name: llm\n    base_path: /v1\n    providers:\n{providers}")
+    };
+    let c = ok(&api(&format!(
+        "      - {{ name: a, kind: openai, base_url: 'https://localhost:8443/v1', tls: {{ ca: \"{ca}\" }} }}\n      - {{ name: b, kind: anthropic }}\n"
+    )));
+    assert_eq!(
+        c.model_apis[0].providers[0]
+            .tls
+            .as_ref()
+            .unwrap()
+            .ca
+            .as_deref(),
+        Some(ca.as_str())
+    );
+    let got = paths_and_messages(&api(
+        "      - { name: a, kind: openai, base_url: 'http://127.0.0.1:8000/v1', tls: {} }
+      - { name: b, kind: mock, tls: {} }
+      - { name: c, kind: openai, tls: { ca: /nonexistent/aigw/provider.pem } }
+",
+    ));
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(
+        got[0],
+        (
+            "model_apis[0].providers[0].tls".to_string(),
+            "tls applies to https:// base URLs, and base_url `http://127.0.0.1:8000/v1` is http://"
+                .to_string()
+        )
+    );
+    assert_eq!(
+        got[1],
+        (
+            "model_apis[0].providers[1].tls".to_string(),
+            "a `mock` provider answers in-process and takes no tls".to_string()
+        )
+    );
+    assert_eq!(got[2].0, "model_apis[0].providers[2].tls.ca");
+    assert!(
+        got[2].1.contains("/nonexistent/aigw/provider.pem"),
+        "{got:?}"
+    );
+}

@@ -7,10 +7,13 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 
+use std::sync::Arc;
+
 use aigw_config::Config;
 
 use crate::model::spec::ModelApiSpec;
 use crate::route::Router;
+use crate::upstream::tls::TlsClient;
 
 /// One resolved upstream address of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -26,6 +29,8 @@ pub struct Backend {
 pub struct ServiceSpec {
     pub config: aigw_config::Service,
     pub backends: Vec<Backend>,
+    /// Compiled from `config.tls`; shared by every worker.
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 /// Everything a worker needs to serve requests under one configuration.
@@ -54,7 +59,15 @@ impl Snapshot {
     /// backends (logged); they are retried at the next re-resolution.
     pub fn build(config: Config, generation: u64, resolve: &Resolver) -> Result<Snapshot, String> {
         let (apis, all) = compile_model_apis(&config)?;
-        let services = resolve_all(&all, resolve);
+        let mut services = resolve_all(&all, resolve);
+        for s in &mut services {
+            if let Some(tls) = &s.config.tls {
+                s.tls =
+                    Some(Arc::new(TlsClient::build(tls).map_err(|e| {
+                        format!("service `{}`: tls: {e}", s.config.name)
+                    })?));
+            }
+        }
         Snapshot::compile(config, services, apis, generation)
     }
 
@@ -77,7 +90,10 @@ impl Snapshot {
     pub fn re_resolved(&self, resolve: &Resolver) -> Option<Result<Snapshot, String>> {
         let configs: Vec<aigw_config::Service> =
             self.services.iter().map(|s| s.config.clone()).collect();
-        let fresh = resolve_all(&configs, resolve);
+        let mut fresh = resolve_all(&configs, resolve);
+        for (f, old) in fresh.iter_mut().zip(&self.services) {
+            f.tls.clone_from(&old.tls);
+        }
         if fresh == self.services {
             return None;
         }
@@ -133,6 +149,7 @@ fn resolve_all(services: &[aigw_config::Service], resolve: &Resolver) -> Vec<Ser
         .map(|s| ServiceSpec {
             config: s.clone(),
             backends: resolve_service(s, resolve),
+            tls: None,
         })
         .collect()
 }

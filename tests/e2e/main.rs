@@ -52,4 +52,5 @@ mod reload;
 mod routing;
 mod shutdown;
 mod timeouts;
+mod upstream_tls;
 mod upstreams;

@@ -96,18 +96,29 @@ fn check_providers(cx: &mut Ctx, p: &str, providers: &[Provider]) {
             ),
             _ => {}
         }
-        if let Some(url) = pr.effective_base_url() {
-            match BaseUrl::parse(url) {
-                Err(why) => cx.err(format!("{pp}.base_url"), format!("base_url `{url}` {why}")),
-                Ok(u) if u.tls => cx.err(
-                    format!("{pp}.base_url"),
+        let url = pr.effective_base_url();
+        let base = url.and_then(|url| match BaseUrl::parse(url) {
+            Err(why) => {
+                cx.err(format!("{pp}.base_url"), format!("base_url `{url}` {why}"));
+                None
+            }
+            Ok(u) => Some(u),
+        });
+        if let Some(tls) = &pr.tls {
+            let tp = format!("{pp}.tls");
+            match (pr.kind, &base) {
+                (ProviderKind::Mock, _) => {
+                    cx.err(tp, "a `mock` provider answers in-process and takes no tls")
+                }
+                (_, Some(b)) if b.tls => super::check_tls(cx, &tp, tls),
+                (_, Some(_)) => cx.err(
+                    tp,
                     format!(
-                        "base_url `{url}` needs TLS toward the provider, which this build does not \
-                         have yet; use an http:// URL (a local OpenAI-compatible server, or a \
-                         TLS-terminating sidecar)"
+                        "tls applies to https:// base URLs, and base_url `{}` is http://",
+                        url.unwrap_or_default()
                     ),
                 ),
-                Ok(_) => {}
+                (_, None) => {}
             }
         }
         match (pr.kind, &pr.api_version) {

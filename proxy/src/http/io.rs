@@ -197,7 +197,7 @@ pub async fn write_vec<S: AsyncWriteRent>(io: &mut S, buf: Vec<u8>) -> (io::Resu
     (res, buf)
 }
 
-/// A byte stream the proxy serves or calls over (TCP now; TLS with its own issue).
+/// A byte stream the proxy serves clients over (TCP now; client-side TLS with its own issue).
 pub trait Transport:
     AsyncReadRent + AsyncWriteRent + CancelableAsyncReadRent + monoio::io::Split
 {

@@ -133,7 +133,8 @@ fn window(w: aigw_config::TokenWindow) -> Window {
     }
 }
 
-/// The service a networked provider is reached through.
+/// The service a networked provider is reached through: TLS for an `https://` base URL, with
+/// the provider's `tls` settings and the URL's host as the server name unless they name one.
 fn provider_service(api: &ModelApi, p: &Provider, base: &BaseUrl) -> Service {
     let pol = &api.policies;
     Service {
@@ -153,5 +154,51 @@ fn provider_service(api: &ModelApi, p: &Provider, base: &BaseUrl) -> Service {
         health_check: None,
         passive_health: aigw_config::PassiveHealth::default(),
         retries: 1,
+        tls: base.tls.then(|| {
+            let mut tls = p.tls.clone().unwrap_or_default();
+            tls.sni.get_or_insert_with(|| base.host.clone());
+            tls
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_providers_get_tls_with_the_url_host_as_server_name() {
+        let api: ModelApi = serde_yaml_ng::from_str(
+            "
+name: llm
+base_path: /v1
+providers:
+  - { name: public, kind: openai }
+  - { name: lab, kind: openai, base_url: 'https://LLM.lab:8443/v1', tls: { verify: false } }
+  - { name: named, kind: openai, base_url: 'https://10.0.0.7/v1', tls: { sni: llm.lab } }
+  - { name: local, kind: openai, base_url: 'http://127.0.0.1:8000/v1' }
+  - { name: mock, kind: mock }
+",
+        )
+        .unwrap();
+        let (_, services) = ModelApiSpec::compile(&api, 0).unwrap();
+        let tls: Vec<_> = services.iter().map(|s| s.tls.clone()).collect();
+        let want = |sni: &str, verify: bool| {
+            Some(aigw_config::UpstreamTls {
+                sni: Some(sni.into()),
+                verify,
+                ca: None,
+            })
+        };
+        assert_eq!(
+            tls,
+            vec![
+                want("api.openai.com", true),
+                want("llm.lab", false),
+                want("llm.lab", true),
+                None,
+            ]
+        );
+        assert_eq!(services[0].endpoints[0].address, "api.openai.com:443");
     }
 }

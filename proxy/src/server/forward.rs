@@ -34,7 +34,7 @@ use crate::plugin::{Chain, RequestCtx};
 use crate::route::Route;
 use crate::runtime::state::WorkerState;
 use crate::runtime::worker::Worker;
-use crate::upstream::pool::{self, UpstreamConn};
+use crate::upstream::pool::{self, ConnectError, UpstreamConn};
 use crate::upstream::{balance, BackendRt};
 
 /// Largest upstream response head accepted.
@@ -107,6 +107,17 @@ pub(super) async fn forward<S: Transport>(
             503,
             "no_upstream_address",
             format!("service `{}` has no resolved endpoint", service.name()),
+        ));
+    }
+    if req.upgrade && service.spec.tls.is_some() {
+        return Err(ProxyError::upstream(
+            501,
+            "upgrade_over_tls_unsupported",
+            format!(
+                "service `{}` is reached over TLS, and upgraded connections (WebSocket) to TLS \
+                 upstreams are not supported yet",
+                service.name()
+            ),
         ));
     }
     let body_timeout = listener.timeouts.body_read.get();
@@ -230,7 +241,13 @@ pub(crate) async fn send<S: Transport>(
                 );
                 continue;
             }
-            None => match pool::connect(&backend, cfg.timeouts.connect.get()).await {
+            None => match pool::connect(
+                &backend,
+                cfg.timeouts.connect.get(),
+                service.spec.tls.as_deref(),
+            )
+            .await
+            {
                 Ok(c) => {
                     worker
                         .metrics
@@ -242,23 +259,15 @@ pub(crate) async fn send<S: Transport>(
                     c
                 }
                 Err(e) => {
-                    let timed_out = e.kind() == std::io::ErrorKind::TimedOut;
-                    upstream_failed(
-                        worker,
-                        svc_label,
-                        &backend,
-                        cfg,
-                        if timed_out {
-                            "connect_timeout"
-                        } else {
-                            "connect"
-                        },
-                    );
-                    let (status, code) = if timed_out {
-                        (504, "upstream_connect_timeout")
-                    } else {
-                        (502, "upstream_connect_failed")
+                    // Nothing of the request was sent: every kind is safe to retry.
+                    let (kind, status, code) = match e {
+                        ConnectError::TimedOut => {
+                            ("connect_timeout", 504, "upstream_connect_timeout")
+                        }
+                        ConnectError::Io(_) => ("connect", 502, "upstream_connect_failed"),
+                        ConnectError::Tls(_) => ("tls", 502, "upstream_tls_failed"),
                     };
+                    upstream_failed(worker, svc_label, &backend, cfg, kind);
                     last_err = Some(
                         ProxyError::upstream(
                             status,

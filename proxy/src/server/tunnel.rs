@@ -5,18 +5,19 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
 use crate::http::io::{BufConn, Transport};
-use crate::upstream::pool::UpstreamConn;
-
-// SAFETY: the read half only reads and the write half only writes the socket; `UpstreamConn`
-// holds no other state either half touches (its Drop runs once, when both halves are gone),
-// which is the same contract monoio relies on for `TcpStream`.
-unsafe impl monoio::io::Split for UpstreamConn {}
+use crate::upstream::pool::{UpstreamConn, UpstreamIo};
 
 /// Relays both directions until both have ended. Bytes already buffered on either side are
-/// delivered first.
+/// delivered first. Plain upstreams only: `forward` refuses upgrades to TLS services, whose
+/// session state cannot be split between two directions.
 pub async fn run<S: Transport>(client: BufConn<S>, upstream: BufConn<UpstreamConn>) {
     let (client_io, client_early) = client.into_parts();
-    let (up_io, up_early) = upstream.into_parts();
+    let (up, up_early) = upstream.into_parts();
+    // `_open` keeps the backend's connection count until the tunnel ends.
+    let UpstreamConn { io, backend: _open } = up;
+    let UpstreamIo::Plain(up_io) = io else {
+        return;
+    };
     let (cr, cw) = client_io.into_split();
     let (ur, uw) = up_io.into_split();
     monoio::join!(pipe(cr, uw, client_early), pipe(ur, cw, up_early));

@@ -100,7 +100,14 @@ mod tests {
                 endpoint: String::new(),
             })
             .collect();
-        ServiceRt::new(&ServiceSpec { config, backends }, None)
+        ServiceRt::new(
+            &ServiceSpec {
+                config,
+                backends,
+                tls: None,
+            },
+            None,
+        )
     }
 
     fn counts(s: &ServiceRt, picks: usize) -> Vec<usize> {

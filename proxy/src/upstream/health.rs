@@ -1,6 +1,7 @@
 //! Active health checks: each worker probes the backends of services that configure
-//! `health_check`, with plain HTTP/1.1 GETs, and takes them out of (or back into) its rotation
-//! after the configured number of consecutive failures (successes).
+//! `health_check`, with HTTP/1.1 GETs (over TLS for a service with `tls`), and takes them out
+//! of (or back into) its rotation after the configured number of consecutive failures
+//! (successes).
 //!
 //! Probing per worker keeps health state worker-local like everything else; the cost is one
 //! probe per backend per worker per interval, which is documented in docs/architecture.md.
@@ -11,6 +12,7 @@ use std::time::Duration;
 use aigw_config::HealthCheck;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
+use super::tls::TlsClient;
 use super::{pool, BackendRt, ServiceRt};
 
 /// Starts the probe loop of a service on the current worker; it ends when the service is
@@ -29,8 +31,9 @@ pub fn spawn(service: &Rc<ServiceRt>) {
             for b in &service.backends {
                 let b = b.clone();
                 let hc = hc.clone();
+                let tls = service.spec.tls.clone();
                 monoio::spawn(async move {
-                    let ok = probe(&b, &hc).await;
+                    let ok = probe(&b, &hc, tls.as_deref()).await;
                     apply(&b, &hc, ok);
                 });
             }
@@ -64,11 +67,12 @@ pub fn apply(b: &BackendRt, hc: &HealthCheck, ok: bool) {
     }
 }
 
-/// One probe: connect, GET the path, read the status line. Anything else is a failure.
-async fn probe(b: &Rc<BackendRt>, hc: &HealthCheck) -> bool {
+/// One probe: connect (with TLS if the service has it), GET the path, read the status line.
+/// Anything else is a failure.
+async fn probe(b: &Rc<BackendRt>, hc: &HealthCheck, tls: Option<&TlsClient>) -> bool {
     let timeout = hc.timeout.get();
     let run = async {
-        let mut conn = pool::connect(b, timeout).await.ok()?;
+        let mut conn = pool::connect(b, timeout, tls).await.ok()?;
         let host = hc.host.clone().unwrap_or_else(|| b.endpoint.clone());
         let req = format!(
             "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: aigw-health-check\r\nConnection: close\r\n\r\n",

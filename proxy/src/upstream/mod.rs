@@ -7,6 +7,7 @@
 pub mod balance;
 pub mod health;
 pub mod pool;
+pub mod tls;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -94,8 +95,10 @@ pub struct ServiceRt {
 
 impl ServiceRt {
     /// A fresh runtime for a service. Backends that `previous` also had keep their pools and
-    /// health state, so a reload or re-resolution that leaves them in place changes nothing.
+    /// health state, so a reload or re-resolution that leaves them in place changes nothing
+    /// (unless the TLS settings changed: then pooled connections speak the old ones).
     pub fn new(spec: &ServiceSpec, previous: Option<&ServiceRt>) -> ServiceRt {
+        let previous = previous.filter(|p| p.spec.tls == spec.tls);
         let backends = spec
             .backends
             .iter()
@@ -119,5 +122,44 @@ impl ServiceRt {
 
     pub fn name(&self) -> &str {
         &self.spec.config.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::upstream::tls::TlsClient;
+
+    fn spec(tls: Option<aigw_config::UpstreamTls>) -> ServiceSpec {
+        let mut config: aigw_config::Service =
+            serde_yaml_ng::from_str("name: s\nendpoints: [\"127.0.0.1:1\"]").unwrap();
+        config.tls = tls.clone();
+        ServiceSpec {
+            config,
+            backends: vec![Backend {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                weight: 1,
+                endpoint: "127.0.0.1:1".into(),
+            }],
+            tls: tls.map(|t| Arc::new(TlsClient::build(&t).unwrap())),
+        }
+    }
+
+    #[test]
+    fn backends_carry_over_only_with_the_same_tls_settings() {
+        let unverified = Some(aigw_config::UpstreamTls {
+            verify: false,
+            ..Default::default()
+        });
+        let plain = ServiceRt::new(&spec(None), None);
+        let again = ServiceRt::new(&spec(None), Some(&plain));
+        assert!(Rc::ptr_eq(&plain.backends[0], &again.backends[0]));
+        // Pooled plain connections must not serve a service that now speaks TLS.
+        let tls = ServiceRt::new(&spec(unverified.clone()), Some(&again));
+        assert!(!Rc::ptr_eq(&again.backends[0], &tls.backends[0]));
+        let tls_again = ServiceRt::new(&spec(unverified), Some(&tls));
+        assert!(Rc::ptr_eq(&tls.backends[0], &tls_again.backends[0]));
     }
 }
