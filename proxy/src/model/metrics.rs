@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::observe::metrics::{Dump, Histogram};
+use crate::observe::metrics::{Dump, Histogram, LabelMap};
 
 /// Distinct model label values per worker before new names become `other`.
 pub const MAX_MODEL_LABELS: usize = 256;
@@ -45,7 +45,7 @@ impl Counts {
 #[derive(Debug, Default)]
 pub struct LlmMetrics {
     /// Requests by status, and tokens, per label set.
-    pub counts: HashMap<Labels, Counts>,
+    pub counts: LabelMap<Labels, Counts>,
     /// By (model API, provider, model).
     pub ttft: HashMap<Triple, Histogram>,
     pub tpot: HashMap<Triple, Histogram>,
@@ -57,7 +57,7 @@ pub struct LlmMetrics {
     pub fallbacks: HashMap<Triple, u64>,
     /// By (model API, consumer, reason).
     pub refusals: HashMap<(Rc<str>, Rc<str>, &'static str), u64>,
-    models: HashMap<String, Rc<str>>,
+    models: LabelMap<String, Rc<str>>,
 }
 
 impl LlmMetrics {

@@ -198,7 +198,7 @@ pub fn encode_head(
         out.extend_from_slice(op.path().as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(base.host_header().as_bytes());
+    out.extend_from_slice(p.host_header.as_bytes());
     out.extend_from_slice(b"\r\n");
     let anthropic = p.config.kind == ProviderKind::Anthropic;
     for name in PASSED_REQUEST_HEADERS {

@@ -62,7 +62,7 @@ pub struct Finished {
 #[allow(clippy::too_many_arguments)]
 pub fn finish_body(
     status: u16,
-    content_type: Option<&[u8]>,
+    content_type: Option<Bytes>,
     body: Vec<u8>,
     translation: Translation,
     client_model: &str,
@@ -71,7 +71,9 @@ pub fn finish_body(
     extra: Vec<Header>,
 ) -> Result<Finished, Blocked> {
     let ok = (200..300).contains(&status);
-    let json = content_type.is_none_or(|ct| starts_with_ci(ct, b"application/json"));
+    let json = content_type
+        .as_ref()
+        .is_none_or(|ct| starts_with_ci(ct, b"application/json"));
     let usage = if ok && json {
         usage::from_body(&body).unwrap_or_default()
     } else {
@@ -104,7 +106,7 @@ pub fn finish_body(
     };
     let mut head = ResponseHead::new(status);
     let ct = match (translation, content_type) {
-        (Translation::None, Some(ct)) => Bytes::copy_from_slice(ct),
+        (Translation::None, Some(ct)) => ct,
         _ => Bytes::from_static(b"application/json"),
     };
     head.headers.0.push(Header::new("content-type", ct));

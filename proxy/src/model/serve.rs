@@ -186,7 +186,10 @@ pub(crate) async fn serve<S: Transport>(
             return respond_local(conn, req, ctx, chain, r, false).await;
         }
     };
-    let consumer: Rc<str> = ctx.consumer.clone().unwrap_or_else(|| Rc::from(""));
+    let consumer: Rc<str> = ctx
+        .consumer
+        .clone()
+        .unwrap_or_else(|| state.no_label.clone());
     let (api_label, model_label) = {
         let mut m = worker.metrics.borrow_mut();
         (
@@ -539,20 +542,19 @@ async fn attempt<S: Transport>(
     worker: &Worker,
 ) -> Result<Reply, Failure> {
     let p = &call.spec.providers[pi];
-    let upstream_model = p
-        .config
-        .models
-        .upstream_name(&mreq.model)
-        .unwrap_or(&mreq.model)
-        .to_string();
-    let up_op = translation.upstream_op(call.op);
     if translation != Translation::None {
         mreq.value();
     }
     let mreq = &*mreq;
-    let body = provider_body(mreq, translation, &upstream_model, call.op)?;
+    let upstream_model = p
+        .config
+        .models
+        .upstream_name(&mreq.model)
+        .unwrap_or(&mreq.model);
+    let up_op = translation.upstream_op(call.op);
+    let body = provider_body(mreq, translation, upstream_model, call.op)?;
     if p.config.kind == ProviderKind::Mock {
-        return mock_reply(up_op, &body, &upstream_model, mreq, call);
+        return mock_reply(up_op, &body, upstream_model, mreq, call);
     }
     let Some(si) = p.service else {
         return Err(Failure::Error(ProxyError::internal(
@@ -565,7 +567,7 @@ async fn attempt<S: Transport>(
         &mut out,
         p,
         up_op,
-        &upstream_model,
+        upstream_model,
         key,
         client_headers,
         &ctx.request_id,
@@ -736,12 +738,12 @@ async fn deliver<S: Transport>(
     };
     let (head, events) = match reply {
         Reply::Whole { head, body } => {
-            let ct = head.headers.get("content-type").map(|v| v.to_vec());
+            let ct = head.headers.get("content-type").cloned();
             let extra = respond::passed_headers(&head);
             let status = head.status;
             let finished = finish_body(
                 status,
-                ct.as_deref(),
+                ct,
                 body,
                 translation,
                 &mreq.model,
@@ -819,7 +821,8 @@ async fn deliver<S: Transport>(
         guard,
         head: client_head,
     };
-    let o = stream::relay(conn, req, ctx, chain, setup, events).await;
+    // Boxed: only streams pay for the relay's state.
+    let o = Box::pin(stream::relay(conn, req, ctx, chain, setup, events)).await;
     Outcome {
         status: o.status,
         next: o.next,
@@ -911,7 +914,7 @@ fn record(call: &Call, state: &WorkerState, worker: &Worker, o: &Outcome) {
     }
     let provider: Rc<str> = match o.provider {
         Some(pi) => provider_label(state, call, pi),
-        None => Rc::from(""),
+        None => state.no_label.clone(),
     };
     let mut m = worker.metrics.borrow_mut();
     let llm = &mut m.llm;

@@ -42,6 +42,8 @@ pub struct ProviderSpec {
     pub config: Provider,
     /// `None` for `mock`.
     pub base: Option<BaseUrl>,
+    /// The Host header for requests to it (computed once).
+    pub host_header: String,
     /// Index of its synthesized service in the snapshot's services (`None` for `mock`).
     pub service: Option<usize>,
 }
@@ -68,6 +70,7 @@ impl ModelApiSpec {
             };
             providers.push(ProviderSpec {
                 config: p.clone(),
+                host_header: base.as_ref().map(BaseUrl::host_header).unwrap_or_default(),
                 base,
                 service,
             });

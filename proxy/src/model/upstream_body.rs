@@ -146,7 +146,8 @@ impl UpBody {
         let clean = self.up.as_ref().is_some_and(|u| u.buffered().is_empty());
         if self.keep_alive && clean {
             if let Some(up) = self.up.take() {
-                let (io, _) = up.into_parts();
+                let (io, buf) = up.into_parts();
+                crate::http::io::give_buffer(buf);
                 pool::put_idle(io, self.max_idle_pooled, Instant::now());
             }
         }

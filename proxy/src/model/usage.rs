@@ -116,10 +116,58 @@ struct WithUsage {
 /// `None` when the body is not a JSON object, has no `usage` object, or `usage` is null or
 /// malformed. Other fields are skipped without being built.
 pub fn from_body(body: &[u8]) -> Option<Usage> {
+    if let Some(u) = from_tail(body) {
+        return Some(u);
+    }
     serde_json::from_slice::<WithUsage>(body)
         .ok()?
         .usage
         .map(|u| u.usage())
+}
+
+/// The fast path of [`from_body`]: providers put `usage` at or near the end of the answer, so
+/// it is looked for from the end and only its object is parsed. The answer is trusted only when
+/// everything after that object is scalar members and the outermost object's closing brace,
+/// which proves `usage` is a member of the outermost object; otherwise the whole body is
+/// parsed.
+fn from_tail(body: &[u8]) -> Option<Usage> {
+    let at = memchr::memmem::rfind(body, b"\"usage\"")?;
+    let rest = body[at + 7..].trim_ascii_start().strip_prefix(b":")?;
+    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<RawUsage>();
+    let raw = values.next()?.ok()?;
+    let after = &rest[values.byte_offset()..];
+    scalars_then_close(after).then(|| raw.usage())
+}
+
+/// Whether `s` is `(, "key": scalar)* }` and then only whitespace.
+fn scalars_then_close(mut s: &[u8]) -> bool {
+    loop {
+        s = s.trim_ascii_start();
+        match s.first() {
+            Some(b'}') => return s[1..].trim_ascii().is_empty(),
+            Some(b',' | b':') => s = &s[1..],
+            Some(b'"') => {
+                let mut i = 1;
+                loop {
+                    match s.get(i) {
+                        Some(b'\\') => i += 2,
+                        Some(b'"') => break,
+                        Some(_) => i += 1,
+                        None => return false,
+                    }
+                }
+                s = &s[i + 1..];
+            }
+            Some(b) if b.is_ascii_alphanumeric() || *b == b'-' => {
+                let n = s
+                    .iter()
+                    .position(|b| !(b.is_ascii_alphanumeric() || b"+-.".contains(b)))
+                    .unwrap_or(s.len());
+                s = &s[n..];
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// What one streamed event's `data` tells about usage, and whether it is the usage-only chunk.

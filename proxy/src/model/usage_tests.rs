@@ -264,3 +264,24 @@ fn str_borrows_unescaped_text() {
     assert!(matches!(c.0, Cow::Borrowed("plain")));
     assert!(matches!(ev.kind.unwrap().0, Cow::Borrowed("t")));
 }
+
+#[test]
+fn usage_found_from_the_tail_only_when_it_is_top_level() {
+    // OpenAI puts scalar members after `usage`: the fast path takes it.
+    let body = br#"{"id":"x","choices":[{"message":{"content":"say \"usage\": {}"}}],"usage":{"prompt_tokens":7,"completion_tokens":2},"service_tier":"default","system_fingerprint":"fp_1","n":-1.5e3,"ok":true}"#;
+    let fast = super::from_tail(body).expect("fast path");
+    assert_eq!((fast.input, fast.output), (7, 2));
+    assert_eq!(from_body(body), Some(fast));
+    // A `usage` nested deeper is not the answer's: the fast path declines, the full parse
+    // finds the top-level one.
+    let nested = br#"{"usage":{"prompt_tokens":1,"completion_tokens":1},"meta":{"usage":{"prompt_tokens":99,"completion_tokens":99}}}"#;
+    assert_eq!(super::from_tail(nested), None);
+    let u = from_body(nested).unwrap();
+    assert_eq!((u.input, u.output), (1, 1));
+    // Something structured after usage: declined, and the full parse still answers.
+    let after = br#"{"usage":{"input_tokens":3,"output_tokens":4},"extra":[1,2]}"#;
+    assert_eq!(super::from_tail(after), None);
+    assert_eq!(from_body(after).map(|u| (u.input, u.output)), Some((3, 4)));
+    // Trailing garbage after the outer object is not accepted by the fast path.
+    assert_eq!(super::from_tail(br#"{"usage":{"input_tokens":3}}}"#), None);
+}

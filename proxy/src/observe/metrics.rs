@@ -9,6 +9,56 @@ use std::fmt::Write;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// A map keyed by metric labels, hashed with [`LabelHasher`].
+pub type LabelMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<LabelHasher>>;
+
+/// A fast multiply-rotate hasher for label maps, which every request updates. Not
+/// flood-resistant, and need not be: label values come from the config, plus client-chosen
+/// model names that `model::metrics` caps at a few hundred per worker.
+#[derive(Default, Clone, Copy)]
+pub struct LabelHasher(u64);
+
+impl LabelHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for LabelHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -69,12 +119,12 @@ pub struct ListenerCounters {
 /// One worker's metrics.
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
-    pub requests: HashMap<(Rc<str>, &'static str, u16), u64>,
-    pub duration: HashMap<Rc<str>, Histogram>,
-    pub upstream_connect: HashMap<Rc<str>, Histogram>,
-    pub upstream_response: HashMap<Rc<str>, Histogram>,
-    pub upstream_errors: HashMap<(Rc<str>, &'static str), u64>,
-    pub listeners: HashMap<Rc<str>, ListenerCounters>,
+    pub requests: LabelMap<(Rc<str>, &'static str, u16), u64>,
+    pub duration: LabelMap<Rc<str>, Histogram>,
+    pub upstream_connect: LabelMap<Rc<str>, Histogram>,
+    pub upstream_response: LabelMap<Rc<str>, Histogram>,
+    pub upstream_errors: LabelMap<(Rc<str>, &'static str), u64>,
+    pub listeners: LabelMap<Rc<str>, ListenerCounters>,
     pub access_log_dropped: u64,
     /// Model API business metrics.
     pub llm: crate::model::metrics::LlmMetrics,

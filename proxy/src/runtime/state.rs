@@ -43,6 +43,8 @@ pub struct WorkerState {
     pub model_api_labels: Vec<Rc<str>>,
     /// Provider names as metric labels, per model API.
     pub provider_labels: Vec<Vec<Rc<str>>>,
+    /// The empty label value (no consumer, no provider).
+    pub no_label: Rc<str>,
 }
 
 impl WorkerState {
@@ -98,6 +100,7 @@ impl WorkerState {
                 .iter()
                 .map(crate::model::provider::ModelApiRt::new)
                 .collect(),
+            no_label: Rc::from(""),
             model_api_labels: snap
                 .model_apis
                 .iter()

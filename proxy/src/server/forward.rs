@@ -574,7 +574,8 @@ async fn relay<S: Transport>(
     match result {
         Ok(complete) => {
             if complete && up_keep_alive && up.buffered().is_empty() {
-                let (io, _) = up.into_parts();
+                let (io, buf) = up.into_parts();
+                crate::http::io::give_buffer(buf);
                 pool::put_idle(io, cfg.pool.max_idle_per_endpoint, Instant::now());
             }
             Ok((status, if close { Next::Close } else { Next::KeepAlive }))
