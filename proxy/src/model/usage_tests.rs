@@ -285,3 +285,34 @@ fn usage_found_from_the_tail_only_when_it_is_top_level() {
     // Trailing garbage after the outer object is not accepted by the fast path.
     assert_eq!(super::from_tail(br#"{"usage":{"input_tokens":3}}}"#), None);
 }
+
+#[test]
+fn hand_scan_of_usage_agrees_with_serde() {
+    let cases = [
+        r#"{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}"#,
+        r#"{"input_tokens":10,"cache_creation_input_tokens":3,"cache_read_input_tokens":5,"output_tokens":7,"service_tier":"standard"}"#,
+        r#"{"input_tokens":36,"input_tokens_details":{"cached_tokens":0},"output_tokens":87,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":123}"#,
+        r#"{ "prompt_tokens" : 5 , "completion_tokens" : null , "prompt_tokens_details" : null }"#,
+        r#"{}"#,
+    ];
+    for c in cases {
+        let (raw, used) = super::scan_usage(c.as_bytes()).unwrap_or_else(|| panic!("{c}"));
+        assert_eq!(used, c.len(), "{c}");
+        let serde: super::RawUsage = serde_json::from_str(c).unwrap();
+        assert_eq!(raw.usage(), serde.usage(), "{c}");
+    }
+    // What the hand scan declines (the caller then parses the whole body with serde).
+    for c in [
+        r#"{"prompt_tokens":1.5}"#,
+        r#"{"prompt_tokens":-1}"#,
+        r#"{"a\u0062":1}"#,
+        r#"{"x":[1]}"#,
+        r#"{"prompt_tokens":1"#,
+    ] {
+        assert!(super::scan_usage(c.as_bytes()).is_none(), "{c}");
+    }
+    // The real OpenAI answer shape takes the fast path.
+    let body = br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}},"service_tier":"default","system_fingerprint":null}"#;
+    let u = super::from_tail(body).expect("fast path");
+    assert_eq!((u.input, u.output), (19, 10));
+}
