@@ -53,6 +53,155 @@ struct Essentials<'a> {
     stream_options: Option<&'a RawValue>,
 }
 
+/// Where the members routing needs are in a body.
+#[derive(Debug, Default, PartialEq)]
+struct Spans {
+    /// The `model` value (with its quotes).
+    model: Option<Range<usize>>,
+    stream: Option<bool>,
+    /// The `stream_options` value.
+    stream_options: Option<Range<usize>>,
+}
+
+/// The spans through serde: the slow path, and the one that words the errors.
+fn serde_spans(raw: &[u8]) -> Result<Spans, BadRequest> {
+    let e: Essentials = serde_json::from_slice(raw).map_err(|e| {
+        BadRequest(if e.is_data() {
+            format!("invalid request body: {e}")
+        } else {
+            format!("the request body is not valid JSON: {e}")
+        })
+    })?;
+    let span = |r: &RawValue| {
+        let start = r.get().as_ptr() as usize - raw.as_ptr() as usize;
+        start..start + r.get().len()
+    };
+    Ok(Spans {
+        model: e.model.map(span),
+        stream: e.stream,
+        stream_options: e.stream_options.map(span),
+    })
+}
+
+/// The value of a JSON string token (with its quotes); `None` when it is not a string.
+fn json_string(token: &[u8]) -> Option<String> {
+    let inner = token.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if !inner.contains(&b'\\') && !inner.iter().any(|&b| b < 0x20) {
+        return std::str::from_utf8(inner).ok().map(str::to_owned);
+    }
+    serde_json::from_slice(token).ok()
+}
+
+/// The fast path of parsing: a skipping scan of the top-level object for `model`, `stream`
+/// and `stream_options`, building nothing. `None` for anything but a plain object with those
+/// members at most once (escaped keys, duplicates, a non-boolean `stream`, trailing bytes):
+/// serde then parses the body and words the error. Values are skipped by bracket depth and
+/// string quoting without being validated; the provider validates what it receives.
+fn scan_top_level(b: &[u8]) -> Option<Spans> {
+    let mut out = Spans::default();
+    let mut i = skip_ws(b, 0);
+    i = expect(b, i, b'{')?;
+    if b.get(skip_ws(b, i)) == Some(&b'}') {
+        return (skip_ws(b, skip_ws(b, i) + 1) == b.len()).then_some(out);
+    }
+    let (mut seen_stream, mut seen_options) = (false, false);
+    loop {
+        let key_start = skip_ws(b, i);
+        let key_end = skip_string(b, key_start)?;
+        let key = &b[key_start + 1..key_end - 1];
+        if key.contains(&b'\\') {
+            return None;
+        }
+        let start = skip_ws(b, expect(b, skip_ws(b, key_end), b':')?);
+        let end = skip_value(b, start)?;
+        match key {
+            b"model" if out.model.replace(start..end).is_some() => return None,
+            b"stream" => {
+                if std::mem::replace(&mut seen_stream, true) {
+                    return None;
+                }
+                out.stream = match &b[start..end] {
+                    b"true" => Some(true),
+                    b"false" => Some(false),
+                    b"null" => None,
+                    _ => return None,
+                };
+            }
+            b"stream_options" => {
+                if std::mem::replace(&mut seen_options, true) {
+                    return None;
+                }
+                out.stream_options = Some(start..end);
+            }
+            _ => {}
+        }
+        i = skip_ws(b, end);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => return (skip_ws(b, i + 1) == b.len()).then_some(out),
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+fn expect(b: &[u8], i: usize, c: u8) -> Option<usize> {
+    (b.get(i) == Some(&c)).then_some(i + 1)
+}
+
+/// The index after the string token starting at `i`.
+fn skip_string(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = expect(b, i, b'"')?;
+    loop {
+        let k = j + memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
+        if b[k] == b'"' {
+            return Some(k + 1);
+        }
+        j = k + 2;
+    }
+}
+
+/// The index after the value starting at `i`: a string, an object or array (by depth), or a
+/// scalar token.
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => skip_string(b, i),
+        b'{' | b'[' => {
+            let (mut depth, mut j) = (0usize, i);
+            loop {
+                match b.get(j)? {
+                    b'"' => {
+                        j = skip_string(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let n = b[i..]
+                .iter()
+                .position(|c| !(c.is_ascii_alphanumeric() || b"+-.".contains(c)))
+                .unwrap_or(b.len() - i);
+            (n > 0).then_some(i + n)
+        }
+    }
+}
+
 impl ModelRequest {
     /// Reads `model`, `stream` and `stream_options` of a body for `op`.
     pub fn parse(
@@ -67,37 +216,30 @@ impl ModelRequest {
         if first != Some(&b'{') {
             return Err(BadRequest("the request body must be a JSON object".into()));
         }
-        let e: Essentials = serde_json::from_slice(&raw).map_err(|e| {
-            BadRequest(if e.is_data() {
-                format!("invalid request body: {e}")
-            } else {
-                format!("the request body is not valid JSON: {e}")
-            })
-        })?;
-        let span = |r: &RawValue| {
-            let start = r.get().as_ptr() as usize - raw.as_ptr() as usize;
-            start..start + r.get().len()
+        let found = match scan_top_level(&raw) {
+            Some(f) => f,
+            None => serde_spans(&raw)?,
         };
-        let model_span = e.model.map(span);
-        let model = match e.model {
-            Some(m) => serde_json::from_str::<String>(m.get())
-                .map_err(|_| BadRequest("`model` must be a string".into()))?,
+        let model_span = found.model.clone();
+        let model = match &found.model {
+            Some(r) => json_string(&raw[r.clone()])
+                .ok_or_else(|| BadRequest("`model` must be a string".into()))?,
             None => String::new(),
         };
         if model.is_empty() {
             return Err(BadRequest("you must provide a model parameter".into()));
         }
-        let include_usage = match e.stream_options {
-            Some(o) => {
-                let v: Value = serde_json::from_str(o.get()).unwrap_or(Value::Null);
+        let include_usage = match &found.stream_options {
+            Some(r) => {
+                let v: Value = serde_json::from_slice(&raw[r.clone()]).unwrap_or(Value::Null);
                 v.get("include_usage").and_then(Value::as_bool) == Some(true)
             }
             None => false,
         };
-        let stream_options_span = e.stream_options.map(span);
+        let stream_options_span = found.stream_options;
         Ok(ModelRequest {
             model,
-            stream: e.stream == Some(true),
+            stream: found.stream == Some(true),
             include_usage,
             model_span,
             stream_options_span,
@@ -523,5 +665,36 @@ templates:
         let v = r.value().clone();
         assert_eq!(v["system"], "Be brief.\nYou are X.");
         assert_eq!(v["messages"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_skipping_scan_agrees_with_serde() {
+        let bodies = [
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a \"}]{[ b"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}],"model":"gpt-4o","stream":true,"stream_options":{"include_usage":false},"temperature":0.5,"n":1,"stop":null}"#,
+            r#" { "model" : "m" } "#,
+            r#"{"model":"caf\u00e9","stream":false}"#,
+            r#"{"model":"m","stream":null,"tools":[],"x":-1e3}"#,
+            r#"{}"#,
+        ];
+        for body in bodies {
+            let fast = scan_top_level(body.as_bytes()).unwrap_or_else(|| panic!("{body}"));
+            assert_eq!(fast, serde_spans(body.as_bytes()).unwrap(), "{body}");
+        }
+        assert_eq!(
+            req(r#"{"model":"caf\u00e9"}"#).model,
+            "caf\u{e9}",
+            "escapes in the model name are decoded"
+        );
+        // Declined: serde decides (and words the error, or accepts).
+        for body in [
+            r#"{"model":"a","model":"b"}"#,
+            r#"{"model":"m","stream":"yes"}"#,
+            r#"{"mod\u0065l":"m"}"#,
+            r#"{"model":"m"} x"#,
+            r#"{"model":"m""#,
+            r#"{"model":"m",}"#,
+        ] {
+            assert!(scan_top_level(body.as_bytes()).is_none(), "{body}");
+        }
     }
 }
