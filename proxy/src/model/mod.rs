@@ -16,6 +16,7 @@
 pub mod anthropic;
 pub mod cache;
 pub mod guard;
+pub mod json_scan;
 pub mod metrics;
 pub mod mock;
 pub mod provider;

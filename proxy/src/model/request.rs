@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use super::json_scan::{expect, plain_string, skip_value, skip_ws};
 use super::Op;
 
 /// A parsed model request.
@@ -106,12 +107,7 @@ fn scan_top_level(b: &[u8]) -> Option<Spans> {
     }
     let (mut seen_stream, mut seen_options) = (false, false);
     loop {
-        let key_start = skip_ws(b, i);
-        let key_end = skip_string(b, key_start)?;
-        let key = &b[key_start + 1..key_end - 1];
-        if key.contains(&b'\\') {
-            return None;
-        }
+        let (key, key_end) = plain_string(b, skip_ws(b, i))?;
         let start = skip_ws(b, expect(b, skip_ws(b, key_end), b':')?);
         let end = skip_value(b, start)?;
         match key {
@@ -140,64 +136,6 @@ fn scan_top_level(b: &[u8]) -> Option<Spans> {
             Some(b',') => i += 1,
             Some(b'}') => return (skip_ws(b, i + 1) == b.len()).then_some(out),
             _ => return None,
-        }
-    }
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(u8::is_ascii_whitespace) {
-        i += 1;
-    }
-    i
-}
-
-fn expect(b: &[u8], i: usize, c: u8) -> Option<usize> {
-    (b.get(i) == Some(&c)).then_some(i + 1)
-}
-
-/// The index after the string token starting at `i`.
-fn skip_string(b: &[u8], i: usize) -> Option<usize> {
-    let mut j = expect(b, i, b'"')?;
-    loop {
-        let k = j + memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
-        if b[k] == b'"' {
-            return Some(k + 1);
-        }
-        j = k + 2;
-    }
-}
-
-/// The index after the value starting at `i`: a string, an object or array (by depth), or a
-/// scalar token.
-fn skip_value(b: &[u8], i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => skip_string(b, i),
-        b'{' | b'[' => {
-            let (mut depth, mut j) = (0usize, i);
-            loop {
-                match b.get(j)? {
-                    b'"' => {
-                        j = skip_string(b, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        }
-        _ => {
-            let n = b[i..]
-                .iter()
-                .position(|c| !(c.is_ascii_alphanumeric() || b"+-.".contains(c)))
-                .unwrap_or(b.len() - i);
-            (n > 0).then_some(i + n)
         }
     }
 }

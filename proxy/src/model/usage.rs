@@ -16,6 +16,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+
+use super::json_scan::{expect, plain_string, skip_value, skip_ws};
 use serde::{Deserialize, Deserializer};
 
 /// Token counts of one response (or a sum of them).
@@ -149,7 +151,7 @@ fn scan_usage(s: &[u8]) -> Option<(RawUsage, usize)> {
         return Some((raw, skip_ws(s, i) + 1));
     }
     loop {
-        let (key, after_key) = key_at(s, skip_ws(s, i))?;
+        let (key, after_key) = plain_string(s, skip_ws(s, i))?;
         i = skip_ws(s, expect(s, skip_ws(s, after_key), b':')?);
         match key {
             b"prompt_tokens_details" | b"input_tokens_details" => {
@@ -197,7 +199,7 @@ fn scan_details(s: &[u8]) -> Option<(Option<Details>, usize)> {
         return Some((Some(d), skip_ws(s, i) + 1));
     }
     loop {
-        let (key, after_key) = key_at(s, skip_ws(s, i))?;
+        let (key, after_key) = plain_string(s, skip_ws(s, i))?;
         i = skip_ws(s, expect(s, skip_ws(s, after_key), b':')?);
         let (n, used) = count_at(&s[i..])?;
         if key == b"cached_tokens" {
@@ -210,25 +212,6 @@ fn scan_details(s: &[u8]) -> Option<(Option<Details>, usize)> {
             _ => return None,
         }
     }
-}
-
-fn skip_ws(s: &[u8], mut i: usize) -> usize {
-    while s.get(i).is_some_and(u8::is_ascii_whitespace) {
-        i += 1;
-    }
-    i
-}
-
-fn expect(s: &[u8], i: usize, b: u8) -> Option<usize> {
-    (s.get(i) == Some(&b)).then_some(i + 1)
-}
-
-/// A key without escapes at `i` (which must be its opening quote): its bytes and the index
-/// after its closing quote.
-fn key_at(s: &[u8], i: usize) -> Option<(&[u8], usize)> {
-    let start = expect(s, i, b'"')?;
-    let len = s[start..].iter().position(|&b| b == b'"' || b == b'\\')?;
-    (s[start + len] == b'"').then(|| (&s[start..start + len], start + len + 1))
 }
 
 /// A scalar value: a non-negative integer (`Some`), or `null`, `true`, `false` or a string
@@ -249,38 +232,24 @@ fn count_at(s: &[u8]) -> Option<(Option<u64>, usize)> {
         b'n' if s.starts_with(b"null") => Some((None, 4)),
         b't' if s.starts_with(b"true") => Some((None, 4)),
         b'f' if s.starts_with(b"false") => Some((None, 5)),
-        b'"' => key_at(s, 0).map(|(_, end)| (None, end)),
+        b'"' => plain_string(s, 0).map(|(_, end)| (None, end)),
         _ => None,
     }
 }
 
 /// Whether `s` is `(, "key": scalar)* }` and then only whitespace.
-fn scalars_then_close(mut s: &[u8]) -> bool {
+fn scalars_then_close(s: &[u8]) -> bool {
+    let mut i = 0;
     loop {
-        s = s.trim_ascii_start();
-        match s.first() {
-            Some(b'}') => return s[1..].trim_ascii().is_empty(),
-            Some(b',' | b':') => s = &s[1..],
-            Some(b'"') => {
-                let mut i = 1;
-                loop {
-                    match s.get(i) {
-                        Some(b'\\') => i += 2,
-                        Some(b'"') => break,
-                        Some(_) => i += 1,
-                        None => return false,
-                    }
-                }
-                s = &s[i + 1..];
-            }
-            Some(b) if b.is_ascii_alphanumeric() || *b == b'-' => {
-                let n = s
-                    .iter()
-                    .position(|b| !(b.is_ascii_alphanumeric() || b"+-.".contains(b)))
-                    .unwrap_or(s.len());
-                s = &s[n..];
-            }
-            _ => return false,
+        i = skip_ws(s, i);
+        match s.get(i) {
+            Some(b'}') => return skip_ws(s, i + 1) == s.len(),
+            Some(b',' | b':') => i += 1,
+            Some(b'{' | b'[') | None => return false,
+            Some(_) => match skip_value(s, i) {
+                Some(end) => i = end,
+                None => return false,
+            },
         }
     }
 }
