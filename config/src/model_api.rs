@@ -274,6 +274,26 @@ pub enum TokenWindow {
     Day,
 }
 
+impl TokenWindow {
+    /// The window's length.
+    pub fn duration(self) -> Duration {
+        match self {
+            TokenWindow::Minute => Duration::from_secs(60),
+            TokenWindow::Hour => Duration::from_secs(3600),
+            TokenWindow::Day => Duration::from_secs(86_400),
+        }
+    }
+
+    /// The window's name: `minute`, `hour` or `day`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenWindow::Minute => "minute",
+            TokenWindow::Hour => "hour",
+            TokenWindow::Day => "day",
+        }
+    }
+}
+
 /// The response cache.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

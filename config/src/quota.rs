@@ -474,67 +474,33 @@ mod tests {
         })
     }
 
+    /// The eight counted quotas of a limits row, in table order.
+    fn counts(l: &QuotaLimits) -> [usize; 8] {
+        [
+            l.model_apis,
+            l.routes,
+            l.mcp_servers,
+            l.tools_per_mcp_server,
+            l.agent_apis,
+            l.consumers,
+            l.domains,
+            l.services,
+        ]
+    }
+
     #[test]
     fn table_values() {
         let s = default_limits(Edition::Serverless, InstanceType::LargeX4);
-        assert_eq!(
-            (
-                s.model_apis,
-                s.routes,
-                s.mcp_servers,
-                s.tools_per_mcp_server
-            ),
-            (50, 100, 50, 50)
-        );
-        assert_eq!(
-            (s.agent_apis, s.consumers, s.domains, s.services),
-            (50, 20, 20, 50)
-        );
+        assert_eq!(counts(&s), [50, 100, 50, 50, 50, 20, 20, 50]);
         assert_eq!((s.plugins, s.custom_plugins_uploaded), (None, None));
         let m = max_limits(Edition::Serverless, InstanceType::SmallX1);
-        assert_eq!(
-            (
-                m.model_apis,
-                m.routes,
-                m.mcp_servers,
-                m.tools_per_mcp_server
-            ),
-            (100, 200, 100, 100)
-        );
-        assert_eq!(
-            (m.agent_apis, m.consumers, m.domains, m.services),
-            (100, 50, 50, 100)
-        );
+        assert_eq!(counts(&m), [100, 200, 100, 100, 100, 50, 50, 100]);
 
         let d = default_limits(Edition::Dedicated, InstanceType::SmallX4);
-        assert_eq!(
-            (
-                d.model_apis,
-                d.routes,
-                d.mcp_servers,
-                d.tools_per_mcp_server
-            ),
-            (100, 200, 100, 100)
-        );
-        assert_eq!(
-            (d.agent_apis, d.consumers, d.domains, d.services),
-            (100, 50, 50, 200)
-        );
+        assert_eq!(counts(&d), [100, 200, 100, 100, 100, 50, 50, 200]);
         assert_eq!((d.plugins, d.custom_plugins_uploaded), (Some(5), Some(20)));
         let d = max_limits(Edition::Dedicated, InstanceType::SmallX2);
-        assert_eq!(
-            (
-                d.model_apis,
-                d.routes,
-                d.mcp_servers,
-                d.tools_per_mcp_server
-            ),
-            (500, 1000, 500, 1000)
-        );
-        assert_eq!(
-            (d.agent_apis, d.consumers, d.domains, d.services),
-            (500, 100, 100, 1000)
-        );
+        assert_eq!(counts(&d), [500, 1000, 500, 1000, 500, 100, 100, 1000]);
         assert_eq!((d.plugins, d.custom_plugins_uploaded), (Some(10), Some(50)));
 
         for ty in [
@@ -543,34 +509,10 @@ mod tests {
             InstanceType::LargeX4,
         ] {
             let d = default_limits(Edition::Dedicated, ty);
-            assert_eq!(
-                (
-                    d.model_apis,
-                    d.routes,
-                    d.mcp_servers,
-                    d.tools_per_mcp_server
-                ),
-                (100, 500, 200, 100)
-            );
-            assert_eq!(
-                (d.agent_apis, d.consumers, d.domains, d.services),
-                (100, 200, 200, 500)
-            );
+            assert_eq!(counts(&d), [100, 500, 200, 100, 100, 200, 200, 500]);
             assert_eq!((d.plugins, d.custom_plugins_uploaded), (Some(10), Some(20)));
             let d = max_limits(Edition::Dedicated, ty);
-            assert_eq!(
-                (
-                    d.model_apis,
-                    d.routes,
-                    d.mcp_servers,
-                    d.tools_per_mcp_server
-                ),
-                (500, 2000, 1000, 1000)
-            );
-            assert_eq!(
-                (d.agent_apis, d.consumers, d.domains, d.services),
-                (500, 500, 500, 2000)
-            );
+            assert_eq!(counts(&d), [500, 2000, 1000, 1000, 500, 500, 500, 2000]);
             assert_eq!((d.plugins, d.custom_plugins_uploaded), (Some(20), Some(50)));
         }
     }

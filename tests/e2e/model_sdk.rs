@@ -25,18 +25,23 @@ fn base(gw: &Gateway) -> String {
     gw.url("/v1")
 }
 
+/// One chat completion through the openai SDK (`openai_chat.py`); its printed result.
+fn chat(base: &str, key: &str, model: &str, prompt: &str) -> serde_json::Value {
+    py_ok(
+        "openai_chat.py",
+        &[
+            ("BASE_URL", base),
+            ("API_KEY", key),
+            ("MODEL", model),
+            ("PROMPT", prompt),
+        ],
+    )
+}
+
 fn sdk_chat(driver: &str) {
     let (up, gw) = one_provider(driver, "", "");
     let b = base(&gw);
-    let r = py_ok(
-        "openai_chat.py",
-        &[
-            ("BASE_URL", &b),
-            ("API_KEY", "sk-client"),
-            ("MODEL", "gpt-4o-mini"),
-            ("PROMPT", "Say hello"),
-        ],
-    );
+    let r = chat(&b, "sk-client", "gpt-4o-mini", "Say hello");
     assert_eq!(r["content"], up.text(), "{r}");
     assert_eq!(r["finish_reason"], "stop");
     assert_eq!(r["model"], "gpt-4o-mini");
@@ -219,15 +224,7 @@ fn sdk_error_types(driver: &str) {
 
     assert_eq!(up.count(), 0, "no refused request reaches the provider");
     // What is allowed still works.
-    let r = py_ok(
-        "openai_chat.py",
-        &[
-            ("BASE_URL", &b),
-            ("API_KEY", "sk-bob"),
-            ("MODEL", "fast"),
-            ("PROMPT", "hi"),
-        ],
-    );
+    let r = chat(&b, "sk-bob", "fast", "hi");
     assert_eq!(r["content"], up.text());
     wait_metric(
         &gw,

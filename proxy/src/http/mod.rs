@@ -1,5 +1,6 @@
 //! HTTP/1.1 for both sides of the proxy: strict head parsing, body framing, owned-buffer I/O.
 
+pub mod body;
 pub mod chunked;
 pub mod head;
 pub mod headers;

@@ -68,3 +68,27 @@ pub fn plain_string(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
     let inner = &b[i + 1..end - 1];
     (!inner.contains(&b'\\')).then_some((inner, end))
 }
+
+/// Walks the members of the object whose `{` is at `i`, calling `member(key, value_start)`
+/// for each; it returns where the value ends, or `None` to give up. Keys with escapes give
+/// up too. Returns the index after the closing `}`.
+pub fn members(
+    b: &[u8],
+    i: usize,
+    mut member: impl FnMut(&[u8], usize) -> Option<usize>,
+) -> Option<usize> {
+    let mut i = skip_ws(b, expect(b, i, b'{')?);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        let (key, after_key) = plain_string(b, skip_ws(b, i))?;
+        let start = skip_ws(b, expect(b, skip_ws(b, after_key), b':')?);
+        i = skip_ws(b, member(key, start)?);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}

@@ -178,11 +178,3 @@ impl Dialect {
         }
     }
 }
-
-/// Seconds since the Unix epoch (the `created` field of answers).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

@@ -8,6 +8,7 @@ use aigw_config::ProviderKind;
 
 use super::spec::{ModelApiSpec, ProviderSpec};
 use super::{Dialect, Op};
+use crate::server::respond::{push_header, push_num};
 
 /// One worker's live state of a model API: key rotation and cool-downs per provider.
 pub struct ModelApiRt {
@@ -81,11 +82,7 @@ impl ProviderRt {
 
 /// Whether a provider kind can serve an operation.
 pub fn supports(kind: ProviderKind, op: Op) -> bool {
-    match kind {
-        ProviderKind::Anthropic => matches!(op, Op::Chat | Op::Messages),
-        ProviderKind::Mock => true,
-        _ => true,
-    }
+    kind != ProviderKind::Anthropic || matches!(op, Op::Chat | Op::Messages)
 }
 
 /// Indices of the providers that serve `model` for `op`, in fallback order: by priority
@@ -206,19 +203,19 @@ pub fn encode_head(
             continue;
         }
         if let Some(v) = client.get(name) {
-            header(out, name, v);
+            push_header(out, name.as_bytes(), v);
         }
     }
     if !client.contains("content-type") {
-        header(out, "content-type", b"application/json");
+        push_header(out, b"content-type", b"application/json");
     }
     if anthropic && !client.contains("anthropic-version") {
-        header(out, "anthropic-version", b"2023-06-01");
+        push_header(out, b"anthropic-version", b"2023-06-01");
     }
     if let Some(key) = key {
         match p.config.kind {
-            ProviderKind::Azure => header(out, "api-key", key.as_bytes()),
-            ProviderKind::Anthropic => header(out, "x-api-key", key.as_bytes()),
+            ProviderKind::Azure => push_header(out, b"api-key", key.as_bytes()),
+            ProviderKind::Anthropic => push_header(out, b"x-api-key", key.as_bytes()),
             _ => {
                 out.extend_from_slice(b"authorization: Bearer ");
                 out.extend_from_slice(key.as_bytes());
@@ -226,17 +223,10 @@ pub fn encode_head(
             }
         }
     }
-    header(out, "x-request-id", request_id.as_bytes());
+    push_header(out, b"x-request-id", request_id.as_bytes());
     out.extend_from_slice(b"content-length: ");
-    out.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+    push_num(out, body_len as u64);
     out.extend_from_slice(b"\r\n\r\n");
-}
-
-fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Percent-encodes what may not appear raw in a path segment.

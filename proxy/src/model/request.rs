@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::json_scan::{expect, plain_string, skip_value, skip_ws};
+use super::json_scan::{members, skip_value, skip_ws};
 use super::Op;
 
 /// A parsed model request.
@@ -100,15 +100,8 @@ fn json_string(token: &[u8]) -> Option<String> {
 /// string quoting without being validated; the provider validates what it receives.
 fn scan_top_level(b: &[u8]) -> Option<Spans> {
     let mut out = Spans::default();
-    let mut i = skip_ws(b, 0);
-    i = expect(b, i, b'{')?;
-    if b.get(skip_ws(b, i)) == Some(&b'}') {
-        return (skip_ws(b, skip_ws(b, i) + 1) == b.len()).then_some(out);
-    }
     let (mut seen_stream, mut seen_options) = (false, false);
-    loop {
-        let (key, key_end) = plain_string(b, skip_ws(b, i))?;
-        let start = skip_ws(b, expect(b, skip_ws(b, key_end), b':')?);
+    let end = members(b, skip_ws(b, 0), |key, start| {
         let end = skip_value(b, start)?;
         match key {
             b"model" if out.model.replace(start..end).is_some() => return None,
@@ -131,13 +124,9 @@ fn scan_top_level(b: &[u8]) -> Option<Spans> {
             }
             _ => {}
         }
-        i = skip_ws(b, end);
-        match b.get(i) {
-            Some(b',') => i += 1,
-            Some(b'}') => return (skip_ws(b, i + 1) == b.len()).then_some(out),
-            _ => return None,
-        }
-    }
+        Some(end)
+    })?;
+    (skip_ws(b, end) == b.len()).then_some(out)
 }
 
 impl ModelRequest {

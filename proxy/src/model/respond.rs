@@ -45,7 +45,8 @@ pub fn passed_headers(head: &ResponseHead) -> Vec<Header> {
         .collect()
 }
 
-fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
+/// `s` starts with `prefix`, ASCII case ignored.
+pub fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
     s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 

@@ -59,7 +59,10 @@ enum Reply {
     /// A whole body.
     Whole { head: ResponseHead, body: Vec<u8> },
     /// A stream from the network.
-    Stream { head: ResponseHead, body: UpBody },
+    Stream {
+        head: ResponseHead,
+        body: Box<UpBody>,
+    },
     /// The mock's stream.
     MockStream(Vec<Vec<u8>>),
 }
@@ -206,7 +209,7 @@ pub(crate) async fn serve<S: Transport>(
         api_label,
         consumer,
         model_label,
-        created: super::unix_now(),
+        created: crate::runtime::unix_now(),
         deadline: ctx.started + pol.timeout.get(),
     };
     let outcome = match admit(&call, &mut mreq, ctx, worker) {
@@ -622,7 +625,10 @@ async fn attempt<S: Transport>(
     })?;
     let ok = (200..300).contains(&head.status);
     if ok && is_event_stream(&head) {
-        return Ok(Reply::Stream { head, body });
+        return Ok(Reply::Stream {
+            head,
+            body: Box::new(body),
+        });
     }
     let whole = match body.read_all(MAX_ANSWER).await {
         Ok(b) => b,
@@ -716,7 +722,7 @@ fn mock_reply(
 fn is_event_stream(head: &ResponseHead) -> bool {
     head.headers
         .get("content-type")
-        .is_some_and(|v| v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream"))
+        .is_some_and(|v| respond::starts_with_ci(v, b"text/event-stream"))
 }
 
 /// Sends a provider's reply to the client.

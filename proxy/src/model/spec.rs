@@ -13,7 +13,7 @@ use aigw_config::{BaseUrl, Endpoint, ModelApi, Provider, ProviderKind, Service, 
 
 use super::cache::ResponseCache;
 use super::guard::{Guard, GuardAction};
-use super::token_limit::{TokenLimiter, Window};
+use super::token_limit::TokenLimiter;
 
 /// One model API, compiled.
 pub struct ModelApiSpec {
@@ -93,10 +93,7 @@ impl ModelApiSpec {
         };
         let token_limiter = (!pol.token_limits.is_empty()).then(|| {
             Arc::new(TokenLimiter::new(
-                pol.token_limits
-                    .iter()
-                    .map(|l| (window(l.per), l.tokens))
-                    .collect(),
+                pol.token_limits.iter().map(|l| (l.per, l.tokens)).collect(),
             ))
         });
         let cache = pol
@@ -125,14 +122,6 @@ impl ModelApiSpec {
         if now.cache == old.cache && self.config.providers == prev.config.providers {
             self.cache.clone_from(&prev.cache);
         }
-    }
-}
-
-fn window(w: aigw_config::TokenWindow) -> Window {
-    match w {
-        aigw_config::TokenWindow::Minute => Window::Minute,
-        aigw_config::TokenWindow::Hour => Window::Hour,
-        aigw_config::TokenWindow::Day => Window::Day,
     }
 }
 

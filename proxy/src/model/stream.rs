@@ -32,7 +32,7 @@ const MAX_EVENT: usize = 8 << 20;
 /// Where a stream's bytes come from.
 pub enum Events {
     /// A provider's response body.
-    Upstream(UpBody),
+    Upstream(Box<UpBody>),
     /// The mock provider's events, all at hand.
     Mock(std::vec::IntoIter<Vec<u8>>),
 }
@@ -372,7 +372,7 @@ impl<'a> State<'a> {
                 };
                 for mut c in chunks {
                     self.guard_event(None, &mut c, out)?;
-                    self.note_text(&c);
+                    self.note_text(&mut c);
                     write_event(out, None, &c.to_string());
                 }
                 if name == Some("message_stop") {
@@ -399,7 +399,7 @@ impl<'a> State<'a> {
                     return Err(Stop::ProviderError);
                 }
                 self.guard_event(None, &mut v, out)?;
-                self.note_text(&v);
+                self.note_text(&mut v);
                 let events = self
                     .to_messages
                     .as_mut()
@@ -443,7 +443,7 @@ impl<'a> State<'a> {
         }
         let mut v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
         self.guard_event(name, &mut v, out)?;
-        self.note_text(&v);
+        self.note_text(&mut v);
         write_event(out, name, &v.to_string());
         Ok(())
     }
@@ -457,8 +457,8 @@ impl<'a> State<'a> {
         }
     }
 
-    fn note_text(&mut self, v: &Value) {
-        if let Some(t) = text_of(v) {
+    fn note_text(&mut self, v: &mut Value) {
+        if let Some(t) = text_mut(v).and_then(|t| t.as_str()) {
             if !t.is_empty() {
                 self.saw_content = true;
                 self.text_bytes += t.len();
@@ -610,20 +610,6 @@ fn text_mut(v: &mut Value) -> Option<&mut Value> {
             }
             let t = c.get_mut("delta")?.get_mut("content")?;
             t.is_string().then_some(t)
-        }
-    }
-}
-
-fn text_of(v: &Value) -> Option<&str> {
-    let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
-    match kind {
-        "content_block_delta" => v.get("delta")?.get("text")?.as_str(),
-        "response.output_text.delta" => v.get("delta")?.as_str(),
-        _ => {
-            let c = v.get("choices")?.get(0)?;
-            c.get("text")
-                .and_then(Value::as_str)
-                .or_else(|| c.get("delta")?.get("content")?.as_str())
         }
     }
 }

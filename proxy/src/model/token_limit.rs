@@ -20,36 +20,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// A rate-limit window length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
-    /// 60 seconds.
-    Minute,
-    /// 3600 seconds.
-    Hour,
-    /// 86400 seconds.
-    Day,
-}
-
-impl Window {
-    /// The window's length.
-    pub fn duration(self) -> Duration {
-        match self {
-            Window::Minute => Duration::from_secs(60),
-            Window::Hour => Duration::from_secs(3600),
-            Window::Day => Duration::from_secs(86_400),
-        }
-    }
-
-    /// The window's name: "minute", "hour" or "day".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Window::Minute => "minute",
-            Window::Hour => "hour",
-            Window::Day => "day",
-        }
-    }
-}
+/// A budget window (`minute`, `hour`, `day`): the config's own type.
+pub use aigw_config::TokenWindow as Window;
 
 /// Why a request was refused: the spent window the consumer must wait longest for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::http::chunked::{ChunkedDecoder, Piece};
+use crate::http::body::BodyDecoder;
 use crate::http::head::{response_framing, response_keep_alive};
 use crate::http::io::BufConn;
 use crate::http::{Framing, ResponseHead};
@@ -24,10 +24,7 @@ pub enum BodyError {
 pub struct UpBody {
     /// `None` once handed back to the pool.
     up: Option<BufConn<UpstreamConn>>,
-    decoder: Option<ChunkedDecoder>,
-    /// Bytes left of a Content-Length body.
-    left: Option<u64>,
-    ended: bool,
+    body: BodyDecoder,
     keep_alive: bool,
     idle: Duration,
     max_idle_pooled: usize,
@@ -43,17 +40,9 @@ impl UpBody {
     ) -> Result<UpBody, BodyError> {
         let framing =
             response_framing(head, false).map_err(|_| BodyError::Upstream("invalid_response"))?;
-        let (decoder, left, ended) = match framing {
-            Framing::Empty => (None, None, true),
-            Framing::Length(n) => (None, Some(n), n == 0),
-            Framing::Chunked => (Some(ChunkedDecoder::new(MAX_RESPONSE_HEAD)), None, false),
-            Framing::UntilClose => (None, None, false),
-        };
         Ok(UpBody {
             up: Some(up),
-            decoder,
-            left,
-            ended,
+            body: BodyDecoder::new(framing, MAX_RESPONSE_HEAD),
             keep_alive: response_keep_alive(head) && framing != Framing::UntilClose,
             idle,
             max_idle_pooled,
@@ -62,27 +51,24 @@ impl UpBody {
 
     /// Whether the whole body was read.
     pub fn is_done(&self) -> bool {
-        self.ended
+        self.body.is_done()
     }
 
     /// Appends what is buffered of the body to `out`, reading once more first if nothing is.
     /// Returns `false` once the body has ended (the connection is then pooled when it can be).
     pub async fn read_some(&mut self, out: &mut Vec<u8>) -> Result<bool, BodyError> {
-        if self.ended {
+        if self.body.is_done() {
             return Ok(false);
         }
         let before = out.len();
         self.take_buffered(out)?;
-        while !self.ended && out.len() == before {
+        while !self.body.is_done() && out.len() == before {
             let Some(up) = self.up.as_mut() else {
                 return Err(BodyError::Upstream("read"));
             };
             match up_fill(up, self.idle).await {
                 Ok(0) => {
-                    if self.decoder.is_some() || self.left.is_some() {
-                        return Err(BodyError::Upstream("truncated"));
-                    }
-                    self.ended = true;
+                    self.body.at_eof().map_err(BodyError::Upstream)?;
                     self.keep_alive = false;
                 }
                 Ok(_) => self.take_buffered(out)?,
@@ -90,7 +76,7 @@ impl UpBody {
                 Err(RelayError::Client) => return Err(BodyError::Upstream("read")),
             }
         }
-        if self.ended {
+        if self.body.is_done() {
             self.release();
         }
         Ok(true)
@@ -111,34 +97,9 @@ impl UpBody {
         let Some(up) = self.up.as_mut() else {
             return Ok(());
         };
-        while !self.ended && !up.buffered().is_empty() {
-            if let Some(dec) = self.decoder.as_mut() {
-                let (used, piece) = dec
-                    .decode(up.buffered())
-                    .map_err(|_| BodyError::Upstream("bad_chunked"))?;
-                match piece {
-                    Piece::Data(r) => out.extend_from_slice(&up.buffered()[r]),
-                    Piece::NeedMore => {
-                        up.consume(used);
-                        return Ok(());
-                    }
-                    Piece::End(_) => self.ended = true,
-                }
-                up.consume(used);
-            } else {
-                let avail = up.buffered().len();
-                let take = self.left.map_or(avail, |l| {
-                    avail.min(usize::try_from(l).unwrap_or(usize::MAX))
-                });
-                out.extend_from_slice(&up.buffered()[..take]);
-                up.consume(take);
-                if let Some(l) = self.left.as_mut() {
-                    *l -= take as u64;
-                    self.ended = *l == 0;
-                }
-            }
-        }
-        Ok(())
+        self.body
+            .decode_buffered(up, |data| out.extend_from_slice(data))
+            .map_err(BodyError::Upstream)
     }
 
     /// Pools the connection if the body ended cleanly and nothing follows it.

@@ -17,7 +17,7 @@ use std::fmt;
 
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 
-use super::json_scan::{expect, plain_string, skip_value, skip_ws};
+use super::json_scan::{members, plain_string, skip_value, skip_ws};
 use serde::{Deserialize, Deserializer};
 
 /// Token counts of one response (or a sum of them).
@@ -146,46 +146,33 @@ fn from_tail(body: &[u8]) -> Option<Usage> {
 /// cheaper than serde on the small objects providers send, which matters at one per request.
 fn scan_usage(s: &[u8]) -> Option<(RawUsage, usize)> {
     let mut raw = RawUsage::default();
-    let mut i = expect(s, 0, b'{')?;
-    if s.get(skip_ws(s, i)) == Some(&b'}') {
-        return Some((raw, skip_ws(s, i) + 1));
-    }
-    loop {
-        let (key, after_key) = plain_string(s, skip_ws(s, i))?;
-        i = skip_ws(s, expect(s, skip_ws(s, after_key), b':')?);
-        match key {
-            b"prompt_tokens_details" | b"input_tokens_details" => {
-                let (details, used) = scan_details(&s[i..])?;
-                if key == b"prompt_tokens_details" {
-                    raw.prompt_tokens_details = details;
-                } else {
-                    raw.input_tokens_details = details;
-                }
-                i += used;
+    let end = members(s, 0, |key, i| match key {
+        b"prompt_tokens_details" | b"input_tokens_details" => {
+            let (details, used) = scan_details(&s[i..])?;
+            if key == b"prompt_tokens_details" {
+                raw.prompt_tokens_details = details;
+            } else {
+                raw.input_tokens_details = details;
             }
-            // Other flat breakdowns (`completion_tokens_details`, ...): skipped.
-            _ if s.get(i) == Some(&b'{') => i += scan_details(&s[i..])?.1,
-            _ => {
-                let (n, used) = count_at(&s[i..])?;
-                i += used;
-                match key {
-                    b"prompt_tokens" => raw.prompt_tokens = n,
-                    b"completion_tokens" => raw.completion_tokens = n,
-                    b"input_tokens" => raw.input_tokens = n,
-                    b"output_tokens" => raw.output_tokens = n,
-                    b"cache_creation_input_tokens" => raw.cache_creation_input_tokens = n,
-                    b"cache_read_input_tokens" => raw.cache_read_input_tokens = n,
-                    _ => {}
-                }
+            Some(i + used)
+        }
+        // Other flat breakdowns (`completion_tokens_details`, ...): skipped.
+        _ if s.get(i) == Some(&b'{') => Some(i + scan_details(&s[i..])?.1),
+        _ => {
+            let (n, used) = count_at(&s[i..])?;
+            match key {
+                b"prompt_tokens" => raw.prompt_tokens = n,
+                b"completion_tokens" => raw.completion_tokens = n,
+                b"input_tokens" => raw.input_tokens = n,
+                b"output_tokens" => raw.output_tokens = n,
+                b"cache_creation_input_tokens" => raw.cache_creation_input_tokens = n,
+                b"cache_read_input_tokens" => raw.cache_read_input_tokens = n,
+                _ => {}
             }
+            Some(i + used)
         }
-        i = skip_ws(s, i);
-        match s.get(i) {
-            Some(b',') => i += 1,
-            Some(b'}') => return Some((raw, i + 1)),
-            _ => return None,
-        }
-    }
+    })?;
+    Some((raw, end))
 }
 
 /// `{"cached_tokens": N, other scalars...}` or `null`.
@@ -194,24 +181,14 @@ fn scan_details(s: &[u8]) -> Option<(Option<Details>, usize)> {
         return Some((None, 4));
     }
     let mut d = Details::default();
-    let mut i = expect(s, 0, b'{')?;
-    if s.get(skip_ws(s, i)) == Some(&b'}') {
-        return Some((Some(d), skip_ws(s, i) + 1));
-    }
-    loop {
-        let (key, after_key) = plain_string(s, skip_ws(s, i))?;
-        i = skip_ws(s, expect(s, skip_ws(s, after_key), b':')?);
+    let end = members(s, 0, |key, i| {
         let (n, used) = count_at(&s[i..])?;
         if key == b"cached_tokens" {
             d.cached_tokens = n;
         }
-        i = skip_ws(s, i + used);
-        match s.get(i) {
-            Some(b',') => i += 1,
-            Some(b'}') => return Some((Some(d), i + 1)),
-            _ => return None,
-        }
-    }
+        Some(i + used)
+    })?;
+    Some((Some(d), end))
 }
 
 /// A scalar value: a non-negative integer (`Some`), or `null`, `true`, `false` or a string

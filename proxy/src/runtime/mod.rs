@@ -387,7 +387,8 @@ fn config_digest(source: &ConfigSource) -> Option<u64> {
     Some(h.finish())
 }
 
-fn unix_now() -> u64 {
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -26,10 +26,11 @@ use super::respond::{
 };
 use super::Next;
 use crate::error::{ProxyError, Source};
-use crate::http::chunked::{encode_chunk, encode_end, ChunkedDecoder, Piece};
+use crate::http::body::BodyDecoder;
+use crate::http::chunked::{encode_chunk, encode_end};
 use crate::http::head::{parse_response, response_framing, response_keep_alive};
 use crate::http::io::{write_range, BufConn, Transport};
-use crate::http::{Framing, Headers, ParsedRequest, ResponseHead, Version};
+use crate::http::{Framing, ParsedRequest, ResponseHead, Version};
 use crate::plugin::{Chain, RequestCtx};
 use crate::route::Route;
 use crate::runtime::state::WorkerState;
@@ -668,12 +669,7 @@ async fn relay_decoded<S: Transport>(
     idle: Duration,
 ) -> Result<bool, RelayError> {
     let transform = chain.wants_response_body();
-    let mut decoder =
-        (up_framing == Framing::Chunked).then(|| ChunkedDecoder::new(MAX_RESPONSE_HEAD));
-    let mut left = match up_framing {
-        Framing::Length(n) => Some(n),
-        _ => None,
-    };
+    let mut body = BodyDecoder::new(up_framing, MAX_RESPONSE_HEAD);
     let emit = |out: &mut Vec<u8>, data: &[u8], ctx: &mut RequestCtx, end: bool| {
         if transform {
             let mut piece = data.to_vec();
@@ -683,46 +679,17 @@ async fn relay_decoded<S: Transport>(
             frame(out, data, client);
         }
     };
-    let mut trailers = Headers::default();
-    let mut ended = left == Some(0);
     let mut upstream_eof = false;
     loop {
-        while !ended && !up.buffered().is_empty() {
-            if let Some(dec) = decoder.as_mut() {
-                let (used, piece) = dec
-                    .decode(up.buffered())
-                    .map_err(|_| RelayError::Upstream("bad_chunked"))?;
-                match piece {
-                    Piece::Data(r) => emit(&mut out, &up.buffered()[r], ctx, false),
-                    Piece::NeedMore => {
-                        up.consume(used);
-                        break;
-                    }
-                    Piece::End(t) => {
-                        trailers = t;
-                        ended = true;
-                    }
-                }
-                up.consume(used);
-            } else {
-                let avail = up.buffered().len();
-                let take = left.map_or(avail, |l| {
-                    avail.min(usize::try_from(l).unwrap_or(usize::MAX))
-                });
-                emit(&mut out, &up.buffered()[..take], ctx, false);
-                up.consume(take);
-                if let Some(l) = left.as_mut() {
-                    *l -= take as u64;
-                    ended = *l == 0;
-                }
-            }
-        }
-        if ended || upstream_eof {
+        body.decode_buffered(up, |data| emit(&mut out, data, ctx, false))
+            .map_err(RelayError::Upstream)?;
+        let ended = body.is_done();
+        if ended {
             if transform {
                 emit(&mut out, &[], ctx, true);
             }
             if client == ClientFraming::Chunked {
-                encode_end(&mut out, &trailers);
+                encode_end(&mut out, body.trailers());
             }
         }
         if !out.is_empty() {
@@ -730,15 +697,13 @@ async fn relay_decoded<S: Transport>(
             out = o;
             r.map_err(|_| RelayError::Client)?;
         }
-        if ended || upstream_eof {
+        if ended {
             crate::http::io::give_buffer(out);
             // Until-close bodies leave nothing to reuse.
-            return Ok(ended);
+            return Ok(!upstream_eof);
         }
         if up_fill(up, idle).await? == 0 {
-            if decoder.is_some() || left.is_some() {
-                return Err(RelayError::Upstream("truncated"));
-            }
+            body.at_eof().map_err(RelayError::Upstream)?;
             upstream_eof = true;
         }
     }

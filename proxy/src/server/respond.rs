@@ -18,11 +18,13 @@ pub enum ClientFraming {
     Close,
 }
 
-fn push_num(out: &mut Vec<u8>, n: u64) {
+/// Appends a decimal number.
+pub(crate) fn push_num(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Appends one `name: value` header line.
+pub(crate) fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
