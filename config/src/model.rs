@@ -214,6 +214,9 @@ pub struct ListenerLimits {
     pub max_uri_bytes: usize,
     /// Default request body limit for routes that set none: over it -> 413.
     pub max_body_bytes: u64,
+    /// Client connections this listener holds at once, split evenly across workers; further
+    /// connections are closed at accept and counted. `None`: only the instance type's cap.
+    pub max_connections: Option<u64>,
 }
 
 impl Default for ListenerLimits {
@@ -222,6 +225,7 @@ impl Default for ListenerLimits {
             max_header_bytes: 64 * 1024,
             max_uri_bytes: 8 * 1024,
             max_body_bytes: 1 << 30,
+            max_connections: None,
         }
     }
 }

@@ -228,6 +228,12 @@ fn check_listeners(cx: &mut Ctx, config: &Config) {
         if l.limits.max_uri_bytes == 0 {
             cx.err(format!("{p}.limits.max_uri_bytes"), "must be at least 1");
         }
+        if l.limits.max_connections == Some(0) {
+            cx.err(
+                format!("{p}.limits.max_connections"),
+                "must be at least 1 (leave it out for no listener cap)",
+            );
+        }
     }
     match parse_socket_addr(&config.admin.address) {
         Err(why) => cx.err("admin.address", why),

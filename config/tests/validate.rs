@@ -114,6 +114,7 @@ listeners:
     timeouts: { header_read: 0s, idle: 1m, body_read: 0 }
     limits:
       max_header_bytes: 0
+      max_connections: 0
 ",
     );
     assert_eq!(
@@ -133,6 +134,11 @@ listeners:
                 Some(6),
                 "listeners[0].limits.max_header_bytes".into(),
                 "must be at least 1".into()
+            ),
+            (
+                Some(7),
+                "listeners[0].limits.max_connections".into(),
+                "must be at least 1 (leave it out for no listener cap)".into()
             ),
         ]
     );

@@ -149,4 +149,56 @@ fn config_redacts_secrets(driver: &str) {
     assert_eq!(v["routes"][0]["name"], "all");
 }
 
-both_drivers!(health_and_readiness, metrics, config_redacts_secrets);
+/// A reload that changes `admin.address` moves the admin listener there at once; a busy
+/// address refuses the reload and the admin listener stays where it was.
+fn admin_address_moves_on_reload(driver: &str) {
+    let base = simple(&["127.0.0.1:9"]);
+    let mut gw = Gateway::start(&base, driver);
+    let old = gw.admin;
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    gw.write_config(&base.replace(
+        "admin:\n  address: 127.0.0.1:0",
+        &format!("admin:\n  address: {busy_addr}"),
+    ));
+    let r = gw.post_reload();
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    assert!(
+        r.body_str().contains("admin: cannot listen on"),
+        "{}",
+        r.body_str()
+    );
+    assert_eq!(gw.admin_request("GET", "/healthz").status, 200);
+
+    // Another loopback address, so the new socket cannot be the old one.
+    gw.write_config(&base.replace(
+        "admin:\n  address: 127.0.0.1:0",
+        "admin:\n  address: 127.0.0.2:0",
+    ));
+    let r = gw.post_reload();
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let line = gw
+        .logs()
+        .into_iter()
+        .rev()
+        .find(|l| l.contains("admin listening on 127.0.0.2:"))
+        .expect("the new admin address is logged");
+    let new: std::net::SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    gw.admin = new;
+    assert_eq!(gw.admin_request("GET", "/healthz").status, 200);
+    let cfg = gw.admin_request("GET", "/config").json();
+    assert_eq!(cfg["admin_bound_address"], new.to_string(), "{cfg}");
+    assert!(
+        std::net::TcpStream::connect(old).is_err(),
+        "the old admin address still accepts connections"
+    );
+    assert_eq!(get(gw.addr, "/", &[]).status, 502, "traffic is unaffected");
+}
+
+both_drivers!(
+    health_and_readiness,
+    metrics,
+    config_redacts_secrets,
+    admin_address_moves_on_reload
+);

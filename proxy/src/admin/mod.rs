@@ -2,6 +2,9 @@
 //!
 //! It runs on its own thread with its own small runtime, so a slow scrape never competes with
 //! traffic. It binds to loopback by default (`admin.address`); it is public only if configured.
+//! A reload that changes `admin.address` binds the new address on the control thread (a busy
+//! address refuses the reload) and hands the socket over: new admin connections go there, the
+//! old socket closes, and admin connections already open finish.
 //!
 //! | path            | answer                                                             |
 //! |-----------------|--------------------------------------------------------------------|
@@ -36,49 +39,103 @@ struct Admin {
     status: Arc<ControlStatus>,
 }
 
-/// Binds the admin address and serves it on a new thread. Returns the bound address.
+/// The running admin listener, as the control thread holds it.
+pub struct AdminHandle {
+    /// `admin.address` as configured.
+    pub configured: String,
+    /// Where it is bound.
+    pub bound: SocketAddr,
+    moves: async_channel::Sender<std::net::TcpListener>,
+}
+
+/// A socket bound for a new `admin.address`, not yet serving.
+pub struct AdminSocket {
+    configured: String,
+    bound: SocketAddr,
+    socket: std::net::TcpListener,
+}
+
+/// Binds `address` for the admin listener (port 0 picks a free port).
+pub fn bind(address: &str) -> Result<AdminSocket, String> {
+    let (bound, mut socks) = crate::runtime::listen::bind_group(address, 1)
+        .map_err(|e| format!("admin: cannot listen on {address}: {e}"))?;
+    Ok(AdminSocket {
+        configured: address.to_string(),
+        bound,
+        socket: socks.remove(0),
+    })
+}
+
+impl AdminHandle {
+    /// Serves new admin connections on `to` from now on; the old socket closes.
+    pub fn move_to(&mut self, to: AdminSocket) {
+        if self.moves.send_blocking(to.socket).is_ok() {
+            self.configured = to.configured;
+            self.bound = to.bound;
+            crate::log::info(format_args!("admin listening on {}", self.bound));
+        }
+    }
+}
+
+/// Serves the admin listener on `socket` on a new thread.
 pub fn start(
-    address: &str,
+    socket: AdminSocket,
     workers: Vec<async_channel::Sender<WorkerMsg>>,
     control: Sender<ControlMsg>,
     status: Arc<ControlStatus>,
-) -> Result<SocketAddr, String> {
-    let (addr, mut socks) = crate::runtime::listen::bind_group(address, 1)
-        .map_err(|e| format!("admin: cannot listen on {address}: {e}"))?;
-    let socket = socks.remove(0);
+) -> Result<AdminHandle, String> {
     let admin = Admin {
         workers,
         control,
         status,
     };
+    let (moves, moved) = async_channel::unbounded();
+    let first = socket.socket;
     std::thread::Builder::new()
         .name("aigw-admin".into())
         .spawn(move || {
-            let r = crate::runtime::driver::block_on("legacy", |_| serve(socket, admin));
+            let r = crate::runtime::driver::block_on("legacy", |_| serve(first, moved, admin));
             if let Err(e) = r {
                 crate::log::error(format_args!("admin: {e}"));
             }
         })
         .map_err(|e| format!("admin: {e}"))?;
-    Ok(addr)
+    crate::log::info(format_args!("admin listening on {}", socket.bound));
+    Ok(AdminHandle {
+        configured: socket.configured,
+        bound: socket.bound,
+        moves,
+    })
 }
 
-async fn serve(socket: std::net::TcpListener, admin: Admin) {
-    let listener = match TcpListener::from_std(socket) {
-        Ok(l) => l,
-        Err(e) => return crate::log::error(format_args!("admin: {e}")),
-    };
+/// Accepts admin connections on `socket`, switching to each socket that arrives on `moved`.
+async fn serve(
+    socket: std::net::TcpListener,
+    moved: async_channel::Receiver<std::net::TcpListener>,
+    admin: Admin,
+) {
     let admin = Rc::new(admin);
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                monoio::spawn(connection(stream, admin.clone()));
+    let mut next = Some(socket);
+    while let Some(socket) = next.take() {
+        let listener = match TcpListener::from_std(socket) {
+            Ok(l) => l,
+            Err(e) => return crate::log::error(format_args!("admin: {e}")),
+        };
+        next = loop {
+            let accepted = monoio::select! {
+                r = listener.accept() => r,
+                m = moved.recv() => break m.ok(),
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    monoio::spawn(connection(stream, admin.clone()));
+                }
+                Err(e) => {
+                    crate::log::warn(format_args!("admin: accept: {e}"));
+                    monoio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
-            Err(e) => {
-                crate::log::warn(format_args!("admin: accept: {e}"));
-                monoio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        };
     }
 }
 

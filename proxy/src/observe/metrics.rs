@@ -111,7 +111,10 @@ pub fn method_label(method: &[u8]) -> &'static str {
 pub struct ListenerCounters {
     pub active: i64,
     pub accepted: u64,
+    /// Refused at accept: the instance type's connection cap was reached.
     pub refused_cap: u64,
+    /// Refused at accept: the listener's `limits.max_connections` was reached.
+    pub refused_listener_cap: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -193,6 +196,11 @@ impl WorkerMetrics {
                 "aigw_connections_refused_total",
                 &[("listener", name), ("reason", "instance_cap")],
                 c.refused_cap as f64,
+            );
+            d.counter(
+                "aigw_connections_refused_total",
+                &[("listener", name), ("reason", "listener_cap")],
+                c.refused_listener_cap as f64,
             );
             d.counter("aigw_bytes_received_total", &l, c.bytes_in as f64);
             d.counter("aigw_bytes_sent_total", &l, c.bytes_out as f64);

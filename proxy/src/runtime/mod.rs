@@ -28,6 +28,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::observe::access_log::AccessLog;
 use crate::snapshot::{system_resolve, Snapshot};
 use driver::DriverChoice;
+use state::WorkerState;
 use worker::WorkerMsg;
 
 /// Where the config comes from.
@@ -82,6 +83,8 @@ struct Control {
     /// Hash of the config file's bytes as last loaded.
     file_digest: Option<u64>,
     next_resolve: Instant,
+    /// The admin listener, once started.
+    admin: Option<crate::admin::AdminHandle>,
 }
 
 /// Starts everything and runs the control loop until SIGTERM/SIGINT; returns after the
@@ -116,7 +119,9 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
         bound: HashMap::new(),
         access_log: None,
         status: status.clone(),
+        admin: None,
     };
+    let admin_socket = crate::admin::bind(&snap.config.admin.address)?;
     let mut sockets = control.bind_new_listeners(&snap.config, n)?;
     let log = control.access_log_for(&snap.config)?;
     control.publish_config();
@@ -132,6 +137,7 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
             snap: snap.clone(),
             listeners: mine,
             access_log: log.clone(),
+            applied: None,
         };
         let core = cores.get(id % cores.len().max(1)).copied();
         let handle = std::thread::Builder::new()
@@ -152,13 +158,13 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
         threads.push(handle);
     }
     crate::log::info(format_args!("{n} workers on the {driver} driver"));
-    let admin = crate::admin::start(
-        &snap.config.admin.address,
+    control.admin = Some(crate::admin::start(
+        admin_socket,
         control.workers.clone(),
         ctl_tx.clone(),
         status,
-    )?;
-    crate::log::info(format_args!("admin listening on {admin}"));
+    )?);
+    control.publish_config();
     forward_signals(ctl_tx)?;
     control.run_loop(&ctl_rx);
     for t in threads {
@@ -245,19 +251,31 @@ impl Control {
 
     fn try_reload(&mut self) -> Result<u64, String> {
         let config = self.source.load()?;
-        if config.admin.address != self.snap.config.admin.address {
-            crate::log::warn(format_args!(
-                "admin.address changes take effect at the next restart"
-            ));
-        }
+        // Bound before anything changes, so a busy address refuses the whole reload.
+        let admin_socket = match &self.admin {
+            Some(h) if h.configured != config.admin.address => {
+                Some(crate::admin::bind(&config.admin.address)?)
+            }
+            _ => None,
+        };
         let mut snap = Snapshot::build(config, self.snap.generation + 1, &system_resolve)?;
         snap.carry_from(&self.snap);
         let snap = Arc::new(snap);
+        // What only a worker builds (plugin instances) is tried here first, so that no worker
+        // can refuse a snapshot the others took.
+        WorkerState::check(&snap, self.workers.len())?;
         let sockets = self.bind_new_listeners(&snap.config, self.workers.len())?;
-        self.commit(snap, sockets)
+        let generation = self.commit(snap, sockets)?;
+        if let (Some(h), Some(s)) = (&mut self.admin, admin_socket) {
+            h.move_to(s);
+            self.publish_config();
+        }
+        Ok(generation)
     }
 
-    /// Sends a snapshot (and each worker's share of new sockets) to every worker.
+    /// Sends a snapshot (and each worker's share of new sockets) to every worker and returns
+    /// once every worker serves it, so that a caller told "ok" (POST /reload) can rely on the
+    /// next request seeing the new config.
     fn commit(
         &mut self,
         snap: Arc<Snapshot>,
@@ -266,6 +284,7 @@ impl Control {
         let log = self.access_log_for(&snap.config)?;
         self.bound
             .retain(|name, _| snap.config.listeners.iter().any(|l| &l.name == name));
+        let (applied, acks) = crossbeam_channel::unbounded();
         for tx in &self.workers {
             let mine = sockets
                 .iter_mut()
@@ -275,11 +294,13 @@ impl Control {
                 snap: snap.clone(),
                 listeners: mine,
                 access_log: log.clone(),
+                applied: Some(applied.clone()),
             };
             if tx.send_blocking(msg).is_err() {
                 return Err("a worker has stopped".into());
             }
         }
+        await_workers(&acks, self.workers.len())?;
         self.status
             .generation
             .store(snap.generation, Ordering::Relaxed);
@@ -344,6 +365,9 @@ impl Control {
             .collect();
         if let Some(obj) = json.as_object_mut() {
             obj.insert("bound_addresses".into(), serde_json::Value::Object(bound));
+            if let Some(h) = &self.admin {
+                obj.insert("admin_bound_address".into(), h.bound.to_string().into());
+            }
             obj.insert("generation".into(), self.snap.generation.into());
         }
         *self
@@ -360,6 +384,29 @@ impl Control {
             let _ = tx.send_blocking(WorkerMsg::Shutdown { grace });
         }
     }
+}
+
+/// How long a reload waits for every worker to take a new snapshot. A worker applies it
+/// between two tasks, so this is only reached when a worker is stuck.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for `n` workers' answers to an update; the first failure or a timeout is the error.
+fn await_workers(acks: &Receiver<Result<u64, String>>, n: usize) -> Result<(), String> {
+    let deadline = Instant::now() + APPLY_TIMEOUT;
+    for got in 0..n {
+        match acks.recv_deadline(deadline) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(format!(
+                    "{} of {n} workers did not apply the new config within {}s",
+                    n - got,
+                    APPLY_TIMEOUT.as_secs()
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The shortest `resolve_interval` of any service (at least one second).

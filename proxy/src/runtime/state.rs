@@ -125,6 +125,16 @@ impl WorkerState {
         })
     }
 
+    /// Builds, and drops, what only a worker builds from `snap` (plugin instances), so that the
+    /// control thread can refuse a snapshot no worker could serve before sending it to any.
+    pub fn check(snap: &Snapshot, workers: usize) -> Result<(), String> {
+        let consumers = Rc::new(ConsumerTable::new(&snap.config.consumers));
+        for spec in &snap.config.plugins {
+            plugin::build(spec, &consumers, workers)?;
+        }
+        Ok(())
+    }
+
     /// A plugin instance worth keeping for `spec`: only stateful ones (rate-limit buckets);
     /// the others are cheap to rebuild and may depend on the consumer table.
     fn carried_plugin(&self, spec: &aigw_config::PluginSpec) -> Option<Rc<dyn Plugin>> {

@@ -26,6 +26,8 @@ pub enum WorkerMsg {
         snap: Arc<Snapshot>,
         listeners: Vec<(String, std::net::TcpListener)>,
         access_log: Option<AccessLog>,
+        /// Told the generation once this worker serves it, or why it could not.
+        applied: Option<crossbeam_channel::Sender<Result<u64, String>>>,
     },
     /// Reply with this worker's metrics.
     Collect(async_channel::Sender<Dump>),
@@ -89,6 +91,7 @@ pub async fn run(
         snap,
         listeners,
         access_log,
+        ..
     } = first
     else {
         crate::log::error(format_args!(
@@ -122,7 +125,13 @@ pub async fn run(
                 snap,
                 listeners,
                 access_log,
-            } => apply_update(&worker, snap, listeners, access_log),
+                applied,
+            } => {
+                let r = apply_update(&worker, snap, listeners, access_log);
+                if let Some(tx) = applied {
+                    let _ = tx.send(r);
+                }
+            }
             WorkerMsg::Collect(reply) => {
                 let dump = worker.metrics.borrow().dump(worker.id, worker.driver);
                 let _ = reply.send(dump).await;
@@ -135,12 +144,14 @@ pub async fn run(
     }
 }
 
+/// Builds this worker's state for `snap` and serves new requests from it; `Err` leaves the
+/// old state serving.
 fn apply_update(
     worker: &Rc<Worker>,
     snap: Arc<Snapshot>,
     listeners: Vec<(String, std::net::TcpListener)>,
     log: Option<AccessLog>,
-) {
+) -> Result<u64, String> {
     let generation = snap.generation;
     let new = {
         let old = worker.state.borrow();
@@ -155,11 +166,15 @@ fn apply_update(
                 "worker {}: serving generation {generation}",
                 worker.id
             ));
+            Ok(generation)
         }
-        Err(e) => crate::log::error(format_args!(
-            "worker {}: generation {generation} not applied: {e}",
-            worker.id
-        )),
+        Err(e) => {
+            crate::log::error(format_args!(
+                "worker {}: generation {generation} not applied: {e}",
+                worker.id
+            ));
+            Err(format!("worker {}: {e}", worker.id))
+        }
     }
 }
 
@@ -229,20 +244,12 @@ async fn accept_loop(worker: Rc<Worker>, name: Rc<str>, listener: TcpListener, s
                 continue;
             }
         };
-        let cap = worker.state().connection_cap;
-        if worker.active.get() >= cap {
-            worker.metrics.borrow_mut().listener(&name).refused_cap += 1;
+        if !admit_connection(&worker, &name) {
             drop(stream);
             continue;
         }
         let _ = stream.set_nodelay(true);
         worker.conn_opened();
-        {
-            let mut m = worker.metrics.borrow_mut();
-            let l = m.listener(&name);
-            l.accepted += 1;
-            l.active += 1;
-        }
         let w = worker.clone();
         let n = name.clone();
         monoio::spawn(async move {
@@ -251,6 +258,34 @@ async fn accept_loop(worker: Rc<Worker>, name: Rc<str>, listener: TcpListener, s
             w.conn_closed();
         });
     }
+}
+
+/// Whether a connection just accepted on listener `name` fits under this worker's share of the
+/// instance type's cap and of the listener's `limits.max_connections`. Counts it either way:
+/// as accepted and active, or as refused with the cap that stopped it.
+fn admit_connection(worker: &Worker, name: &Rc<str>) -> bool {
+    let state = worker.state();
+    let listener_cap = state
+        .snap
+        .config
+        .listeners
+        .iter()
+        .find(|l| *l.name == **name)
+        .and_then(|l| l.limits.max_connections)
+        .map(|n| n.div_ceil(worker.workers.max(1) as u64));
+    let mut m = worker.metrics.borrow_mut();
+    let l = m.listener(name);
+    if worker.active.get() >= state.connection_cap {
+        l.refused_cap += 1;
+        return false;
+    }
+    if listener_cap.is_some_and(|cap| l.active.max(0) as u64 >= cap) {
+        l.refused_listener_cap += 1;
+        return false;
+    }
+    l.accepted += 1;
+    l.active += 1;
+    true
 }
 
 async fn shutdown(worker: &Rc<Worker>, grace: Duration) {
