@@ -707,26 +707,39 @@ fn responses_without_body(driver: &str) {
     assert_eq!(c.read_response().body_str(), "after");
 }
 
-fn upstream_interim_responses_not_forwarded(driver: &str) {
-    // 1xx answers before the final one (other than 101) are the upstream's business.
+fn upstream_interim_responses_forwarded(driver: &str) {
+    // 102 and 103 reach an HTTP/1.1 client before the final answer (a browser preloads what
+    // 103 names); the upstream's 100 Continue is not the client's business; an HTTP/1.0
+    // client gets no 1xx at all (RFC 9110, 15.2).
     let up = Upstream::start(|_| {
         Reply(vec![Step::Write(
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
                 .to_vec(),
         )])
     });
     let gw = Gateway::start(&simple(&[&up.endpoint()]), driver);
     let mut c = Conn::connect(gw.addr);
-    c.send(&request_bytes("GET", "/", &[], b""));
-    let first = c.try_read_any(false).expect("a response");
-    assert_eq!(
-        (first.status, first.body_str().as_str()),
-        (200, "final"),
-        "{}",
-        first.head
-    );
-    c.send(&request_bytes("GET", "/", &[], b""));
-    assert_eq!(c.read_response().body_str(), "final");
+    for _ in 0..2 {
+        c.send(&request_bytes("GET", "/", &[], b""));
+        let got: Vec<_> = (0..3)
+            .map(|_| c.try_read_any(false).expect("a response"))
+            .collect();
+        let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [102, 103, 200],
+            "{:?}",
+            got.iter().map(|r| &r.head).collect::<Vec<_>>()
+        );
+        assert_eq!(got[1].header("link"), Some("</a.css>; rel=preload"));
+        assert!(got[1].body.is_empty());
+        assert_eq!(got[2].body_str(), "final");
+    }
+
+    let mut old = Conn::connect(gw.addr);
+    old.send(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    let r = old.try_read_any(false).expect("a response");
+    assert_eq!((r.status, r.body_str().as_str()), (200, "final"), "{}", r.head);
 }
 
 fn upstream_invalid_response_502(driver: &str) {
@@ -789,7 +802,7 @@ both_drivers!(
     request_id_returned_on_gateway_errors,
     large_download_streams,
     responses_without_body,
-    upstream_interim_responses_not_forwarded,
+    upstream_interim_responses_forwarded,
     upstream_invalid_response_502,
     slow_response_streams,
 );

@@ -59,6 +59,9 @@ pub struct RequestCtx {
     pub response_headers: Vec<Header>,
     /// The backend the request was last sent to, if any.
     pub upstream: Option<std::net::SocketAddr>,
+    /// Whether the client may be sent informational (1xx) responses: HTTP/1.1 clients only
+    /// (RFC 9110, 15.2).
+    pub takes_interim: bool,
 }
 
 impl RequestCtx {
@@ -74,6 +77,7 @@ impl RequestCtx {
             now,
             response_headers: Vec::new(),
             upstream: None,
+            takes_interim: false,
         }
     }
 

@@ -73,6 +73,7 @@ pub(super) async fn run<S: Transport>(
         }
     };
     let mut ctx = RequestCtx::new(request_id(&req), peer.ip(), "http");
+    ctx.takes_interim = req.head.version == crate::http::head::Version::Http11;
     let router = &state.snap.router;
     let route = router
         .find(

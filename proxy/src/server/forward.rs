@@ -317,7 +317,8 @@ pub(crate) async fn send<S: Transport>(
                 })?;
         }
         let sent_at = Instant::now();
-        match read_head(&mut up, cfg.timeouts.response_header.get()).await {
+        let interim = Interim { conn, ctx: &*ctx };
+        match read_head(&mut up, cfg.timeouts.response_header.get(), interim).await {
             Ok(head) => {
                 backend.record_success();
                 worker
@@ -442,10 +443,41 @@ impl HeadFail {
     }
 }
 
-/// Reads a final (non-1xx, or 101) response head within `timeout`.
-async fn read_head(
+/// Where informational responses from the upstream go while the final one is awaited.
+struct Interim<'a, S> {
+    conn: &'a mut BufConn<S>,
+    ctx: &'a RequestCtx,
+}
+
+impl<S: Transport> Interim<'_, S> {
+    /// Passes a 1xx response (102 Processing, 103 Early Hints, ...) on to the client, which may
+    /// act on it before the final answer. 100 Continue is aigw's own business with the client
+    /// (answered when the request is read) and is dropped; an HTTP/1.0 client gets none. A
+    /// failed write is left for the final response to find.
+    async fn pass(&mut self, head: &ResponseHead) {
+        if head.status == 100 || !self.ctx.takes_interim {
+            return;
+        }
+        let mut out = Vec::with_capacity(128);
+        let how = ClientHead {
+            framing: ClientFraming::None { keep_length: false },
+            extra: &[],
+            request_id: &self.ctx.request_id,
+            close: false,
+            keep_alive_header: false,
+            upgrade: false,
+        };
+        encode_response_head(&mut out, head, &how);
+        let _ = self.conn.send_vec(out).await;
+    }
+}
+
+/// Reads a final (non-1xx, or 101) response head within `timeout`, passing informational
+/// ones to the client on the way.
+async fn read_head<S: Transport>(
     up: &mut BufConn<UpstreamConn>,
     timeout: Duration,
+    mut interim: Interim<'_, S>,
 ) -> Result<ResponseHead, HeadFail> {
     let deadline = Instant::now() + timeout;
     let start_read = up.bytes_read;
@@ -454,6 +486,7 @@ async fn read_head(
             Ok(Some((head, n))) => {
                 up.consume(n);
                 if (100..200).contains(&head.status) && head.status != 101 {
+                    interim.pass(&head).await;
                     continue;
                 }
                 return Ok(head);
