@@ -45,6 +45,7 @@ mod model_anthropic;
 mod model_api;
 mod model_limits;
 mod model_sdk;
+mod model_upload;
 mod model_util;
 mod plugins;
 mod proxying;

@@ -662,7 +662,7 @@ fn sdk_other_operations(driver: &str) {
 }
 
 /// A multipart transcription reaches the provider with the model renamed and the audio
-/// bytes intact.
+/// bytes intact, small (read whole) and large (streamed).
 fn sdk_transcription_multipart(driver: &str) {
     let up = LlmUpstream::start();
     let providers = provider(
@@ -672,45 +672,50 @@ fn sdk_transcription_multipart(driver: &str) {
         ", models: { whisper: whisper-1, text: gpt-3.5-turbo-instruct }",
     );
     let gw = Gateway::start(&llm_config(&providers, "", ""), driver);
-    let r = py_ok(
-        "openai_misc.py",
-        &[
-            ("BASE_URL", &base(&gw)),
-            ("MODEL", "whisper"),
-            ("OPS", "transcriptions"),
-            ("AUDIO_BYTES", "3000"),
-        ],
-    );
-    assert_eq!(r["transcriptions"]["text"], TRANSCRIPT, "{r}");
-    let seen = up.last();
-    assert_eq!(seen.path(), "/v1/audio/transcriptions");
-    assert_eq!(seen.header("authorization"), Some("Bearer sk-up-main"));
-    let ct = seen.header("content-type").unwrap_or_default();
-    assert!(
-        ct.starts_with("multipart/form-data") && ct.contains("boundary="),
-        "{}",
-        seen.head
-    );
-    let body = &seen.body;
-    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    assert!(
-        has(b"name=\"model\"\r\n\r\nwhisper-1\r\n"),
-        "the model field is renamed:\n{}",
-        seen.body_str()
-    );
-    let mut audio = b"RIFF".to_vec();
-    while audio.len() < 3000 {
-        audio.extend(0u8..=255);
+    // 3 MB goes the streamed way (read up to the model field, the rest streamed on).
+    for size in [3000usize, 3_000_000] {
+        let r = py_ok(
+            "openai_misc.py",
+            &[
+                ("BASE_URL", &base(&gw)),
+                ("MODEL", "whisper"),
+                ("OPS", "transcriptions"),
+                ("AUDIO_BYTES", &size.to_string()),
+            ],
+        );
+        assert_eq!(r["transcriptions"]["text"], TRANSCRIPT, "{r}");
+        let seen = up.last();
+        assert_eq!(seen.path(), "/v1/audio/transcriptions");
+        assert_eq!(seen.header("authorization"), Some("Bearer sk-up-main"));
+        let ct = seen.header("content-type").unwrap_or_default();
+        assert!(
+            ct.starts_with("multipart/form-data") && ct.contains("boundary="),
+            "{}",
+            seen.head
+        );
+        let body = &seen.body;
+        let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            has(b"name=\"model\"\r\n\r\nwhisper-1\r\n"),
+            "the model field is renamed:\n{}",
+            seen.body_str()
+        );
+        let mut audio = b"RIFF".to_vec();
+        while audio.len() < size {
+            audio.extend(0u8..=255);
+        }
+        audio.truncate(size);
+        // The upstream harness keeps the first MiB of a body (and counts all of it).
+        let kept = &audio[..size.min(crate::harness::upstream::KEPT_BODY / 2)];
+        assert!(has(kept), "the audio bytes arrive intact ({size} bytes)");
+        assert_eq!(
+            seen.body_len,
+            seen.header("content-length")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        );
     }
-    audio.truncate(3000);
-    assert!(has(&audio), "the audio bytes arrive intact");
-    assert_eq!(
-        seen.body_len,
-        seen.header("content-length")
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-    );
 
     let r = py_ok(
         "openai_misc.py",

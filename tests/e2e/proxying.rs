@@ -739,7 +739,12 @@ fn upstream_interim_responses_forwarded(driver: &str) {
     let mut old = Conn::connect(gw.addr);
     old.send(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
     let r = old.try_read_any(false).expect("a response");
-    assert_eq!((r.status, r.body_str().as_str()), (200, "final"), "{}", r.head);
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "final"),
+        "{}",
+        r.head
+    );
 }
 
 fn upstream_invalid_response_502(driver: &str) {

@@ -87,6 +87,19 @@ pub fn supports(kind: ProviderKind, op: Op) -> bool {
 
 /// Indices of the providers that serve `model` for `op`, in fallback order: by priority
 /// (lower first), and within one priority a weighted random order.
+/// Whether every provider that could serve `model` for `op` takes the client's body as it is
+/// over the network (no translation, not the mock), so the body can be streamed to it.
+pub fn takes_body_as_is(spec: &ModelApiSpec, op: Op, model: &str) -> bool {
+    spec.providers
+        .iter()
+        .filter(|p| supports(p.config.kind, op) && p.config.models.upstream_name(model).is_some())
+        .all(|p| {
+            p.service.is_some()
+                && p.config.kind != ProviderKind::Mock
+                && Translation::of(op, p.config.kind) == Translation::None
+        })
+}
+
 pub fn candidates(spec: &ModelApiSpec, op: Op, model: &str) -> Vec<usize> {
     let serves = |p: &ProviderSpec| {
         supports(p.config.kind, op) && p.config.models.upstream_name(model).is_some()

@@ -178,6 +178,12 @@ impl ModelRequest {
     }
 
     /// The body as received.
+    /// The body as received so far, to append the rest of a partly read upload to (the spans
+    /// found in its first bytes stay valid).
+    pub fn raw_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.raw
+    }
+
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
@@ -408,8 +414,8 @@ fn fill(template: &str, props: &Value) -> String {
     out
 }
 
-/// A multipart/form-data body: finds the `model` field.
-fn parse_multipart(content_type: Option<&[u8]>, raw: Vec<u8>) -> Result<ModelRequest, BadRequest> {
+/// The boundary of a multipart/form-data body.
+fn multipart_boundary(content_type: Option<&[u8]>) -> Result<String, BadRequest> {
     let ct = content_type
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
@@ -418,13 +424,26 @@ fn parse_multipart(content_type: Option<&[u8]>, raw: Vec<u8>) -> Result<ModelReq
             "audio/transcriptions takes a multipart/form-data body".into(),
         ));
     }
-    let boundary = ct
-        .split(';')
+    ct.split(';')
         .filter_map(|p| p.trim().split_once('='))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
         .map(|(_, v)| v.trim().trim_matches('"').to_string())
         .filter(|b| !b.is_empty())
-        .ok_or_else(|| BadRequest("the multipart Content-Type has no boundary".into()))?;
+        .ok_or_else(|| BadRequest("the multipart Content-Type has no boundary".into()))
+}
+
+/// Whether `prefix`, the first bytes of a multipart body, holds its whole `model` field. The
+/// SDKs write form fields before the file, so the provider can be chosen from the first read
+/// and the file streamed on (see `model::serve`).
+pub fn multipart_model_in(content_type: Option<&[u8]>, prefix: &[u8]) -> bool {
+    multipart_boundary(content_type)
+        .is_ok_and(|b| multipart_field(prefix, b.as_bytes(), "model").is_some())
+}
+
+/// A multipart/form-data body: finds the `model` field. `raw` may be the body's first bytes
+/// only, if they hold the whole field.
+fn parse_multipart(content_type: Option<&[u8]>, raw: Vec<u8>) -> Result<ModelRequest, BadRequest> {
+    let boundary = multipart_boundary(content_type)?;
     let span = multipart_field(&raw, boundary.as_bytes(), "model")
         .ok_or_else(|| BadRequest("you must provide a model parameter".into()))?;
     let model = String::from_utf8_lossy(&raw[span.clone()])
@@ -539,6 +558,21 @@ mod tests {
                 .unwrap();
             assert!(e.0.contains(want), "{body}: {}", e.0);
         }
+    }
+
+    #[test]
+    fn multipart_model_found_in_a_prefix() {
+        let ct = Some(&b"multipart/form-data; boundary=XyZ"[..]);
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF";
+        assert!(multipart_model_in(ct, body));
+        // Cut inside the model's value: its end is not known yet.
+        let cut = memchr::memmem::find(body, b"whisper").unwrap() + 4;
+        assert!(!multipart_model_in(ct, &body[..cut]));
+        assert!(!multipart_model_in(Some(b"application/json"), body));
+        let r = ModelRequest::parse(Op::Transcriptions, ct, body.to_vec()).unwrap();
+        assert_eq!(r.model, "whisper-1");
+        let out = r.body_for("whisper-large", false);
+        assert!(out.ends_with(b"\r\n\r\nwhisper-large\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::metrics::Labels;
 use super::mock::{self, MockReply};
 use super::provider::{self, KeyChoice, ModelApiRt, Translation};
-use super::request::{BadRequest, ModelRequest};
+use super::request::{self, BadRequest, ModelRequest};
 use super::respond::{self, finish_body, Finished};
 use super::spec::ModelApiSpec;
 use super::stream::{self, Events, StreamSetup};
@@ -161,34 +161,55 @@ pub(crate) async fn serve<S: Transport>(
         pol.max_body_bytes,
         listener.limits.max_header_bytes,
     );
-    let mut raw = match body.read_all(conn, listener.timeouts.body_read.get()).await {
-        Ok(d) => d,
-        Err(e) => {
-            if e.status == 499 {
-                return (499, Next::Close);
-            }
-            req.keep_alive = false;
-            let r = respond::error(dialect, e.status, e.code, &e.message, &ctx.request_id);
-            return respond_local(conn, req, ctx, chain, r, false).await;
-        }
+    let body_timeout = listener.timeouts.body_read.get();
+    let ct = req.head.headers.get("content-type").cloned();
+    let ct = ct.as_deref();
+    // A large upload whose form fields come first (the SDKs write them before the file) is
+    // read only until its `model` field; the rest streams on to the provider.
+    let upload = op == Op::Transcriptions
+        && need_body.is_none()
+        && matches!(req.framing, Framing::Length(n) if n >= STREAM_UPLOAD_MIN);
+    let mut raw = Vec::new();
+    let read = if upload {
+        let enough = |b: &[u8]| b.len() >= UPLOAD_PREFIX_MAX || request::multipart_model_in(ct, b);
+        body.read_until(conn, &mut raw, body_timeout, enough).await
+    } else {
+        body.read_until(conn, &mut raw, body_timeout, |_| false)
+            .await
     };
+    if let Err(e) = read {
+        return body_failed(conn, req, ctx, chain, dialect, e).await;
+    }
+    if !body.is_done() && !request::multipart_model_in(ct, &raw) {
+        if let Err(e) = body
+            .read_until(conn, &mut raw, body_timeout, |_| false)
+            .await
+        {
+            return body_failed(conn, req, ctx, chain, dialect, e).await;
+        }
+    }
     req.framing = Framing::Empty;
     if need_body.is_some() {
         if let Some(r) = chain.request_body(ctx, &mut req.head, &mut raw) {
             return respond_local(conn, req, ctx, chain, r, false).await;
         }
     }
-    let mut mreq = match ModelRequest::parse(
-        op,
-        req.head.headers.get("content-type").map(|v| &v[..]),
-        raw,
-    ) {
+    let mut mreq = match ModelRequest::parse(op, ct, raw) {
         Ok(m) => m,
         Err(BadRequest(msg)) => {
+            req.keep_alive &= body.is_done();
             let r = respond::error(dialect, 400, "invalid_request", &msg, &ctx.request_id);
             return respond_local(conn, req, ctx, chain, r, false).await;
         }
     };
+    if !body.is_done() && !provider::takes_body_as_is(spec, op, &mreq.model) {
+        if let Err(e) = body
+            .read_until(conn, mreq.raw_mut(), body_timeout, |_| false)
+            .await
+        {
+            return body_failed(conn, req, ctx, chain, dialect, e).await;
+        }
+    }
     let consumer: Rc<str> = ctx
         .consumer
         .clone()
@@ -213,11 +234,49 @@ pub(crate) async fn serve<S: Transport>(
         deadline: ctx.started + pol.timeout.get(),
     };
     let outcome = match admit(&call, &mut mreq, ctx, worker) {
-        Err(r) => Outcome::local(respond_local(conn, req, ctx, chain, r, false).await, None),
-        Ok(()) => run(conn, req, ctx, chain, &call, &mut mreq, state, worker).await,
+        Err(r) => {
+            req.keep_alive &= body.is_done();
+            Outcome::local(respond_local(conn, req, ctx, chain, r, false).await, None)
+        }
+        Ok(()) => {
+            let io = Io {
+                upload: &mut body,
+                upload_timeout: body_timeout,
+            };
+            run(conn, req, ctx, chain, &call, &mut mreq, io, state, worker).await
+        }
     };
     record(&call, state, worker, &outcome);
     (outcome.status, outcome.next)
+}
+
+/// Uploads at least this large (multipart, Content-Length) stream to the provider.
+const STREAM_UPLOAD_MIN: u64 = 1 << 20;
+/// How much of an upload is read looking for its `model` field before giving up streaming it.
+const UPLOAD_PREFIX_MAX: usize = 256 * 1024;
+
+/// The rest of the request body, when it streams to the provider rather than being read first.
+struct Io<'b> {
+    /// Done unless an upload streams.
+    upload: &'b mut BodyIn,
+    upload_timeout: Duration,
+}
+
+/// Answers a request whose body could not be read.
+async fn body_failed<S: Transport>(
+    conn: &mut BufConn<S>,
+    req: &mut ParsedRequest,
+    ctx: &mut RequestCtx,
+    chain: &Chain,
+    dialect: Dialect,
+    e: ProxyError,
+) -> (u16, Next) {
+    if e.status == 499 {
+        return (499, Next::Close);
+    }
+    req.keep_alive = false;
+    let r = respond::error(dialect, e.status, e.code, &e.message, &ctx.request_id);
+    respond_local(conn, req, ctx, chain, r, false).await
 }
 
 /// Policies that may refuse or change the request before any provider is asked: the
@@ -334,9 +393,14 @@ async fn run<S: Transport>(
     chain: &Chain,
     call: &Call<'_>,
     mreq: &mut ModelRequest,
+    io: Io<'_>,
     state: &WorkerState,
     worker: &Worker,
 ) -> Outcome {
+    let Io {
+        upload,
+        upload_timeout,
+    } = io;
     let pol = &call.spec.config.policies;
     let cache_key = match (&call.spec.cache, call.op.cacheable()) {
         (Some(c), true) if !mreq.stream || call.op == Op::Chat => {
@@ -415,6 +479,7 @@ async fn run<S: Transport>(
             KeyChoice::None => None,
         };
         let translation = Translation::of(call.op, call.spec.providers[pi].config.kind);
+        let taken = upload.total;
         let reply = match attempt(
             conn,
             ctx,
@@ -424,14 +489,23 @@ async fn run<S: Transport>(
             key,
             translation,
             &req.head.headers,
+            (&mut *upload, upload_timeout),
             state,
             worker,
         )
         .await
         {
             Ok(r) => r,
+            Err(f) if upload.total != taken => {
+                // Part of a streamed upload went to this provider and cannot be sent again.
+                note_failure(call, state, worker, pi, key, &f);
+                req.keep_alive &= upload.is_done();
+                last = Some((pi, f));
+                break;
+            }
             Err(Failure::Error(e)) if e.status == 400 => {
                 // The request cannot be put in this provider's dialect: the client's to fix.
+                req.keep_alive &= upload.is_done();
                 let r = respond::error(call.dialect, 400, e.code, &e.message, &ctx.request_id);
                 return Outcome::local(
                     respond_local(conn, req, ctx, chain, r, false).await,
@@ -459,7 +533,8 @@ async fn run<S: Transport>(
         o.provider = Some(pi);
         return o;
     }
-    // Every attempt failed.
+    // Every attempt failed. An upload not wholly read leaves the connection unusable.
+    req.keep_alive &= upload.is_done();
     match last {
         Some((pi, Failure::Answer { head, body })) => {
             let translation = Translation::of(call.op, call.spec.providers[pi].config.kind);
@@ -541,6 +616,7 @@ async fn attempt<S: Transport>(
     key: Option<usize>,
     translation: Translation,
     client_headers: &crate::http::Headers,
+    (upload, upload_timeout): (&mut BodyIn, Duration),
     state: &WorkerState,
     worker: &Worker,
 ) -> Result<Reply, Failure> {
@@ -566,6 +642,8 @@ async fn attempt<S: Transport>(
     };
     let key = key.map(|i| p.config.api_keys[i].0.as_str());
     let mut out = Vec::with_capacity(512 + body.len());
+    // What is read of the body, then (for a streamed upload) the rest as it arrives.
+    let length = body.len() + upload.remaining_len().unwrap_or(0) as usize;
     provider::encode_head(
         &mut out,
         p,
@@ -574,12 +652,11 @@ async fn attempt<S: Transport>(
         key,
         client_headers,
         &ctx.request_id,
-        body.len(),
+        length,
     );
     out.extend_from_slice(&body);
     let service = state.services[si].clone();
     let label = state.service_labels[si].clone();
-    let mut nothing_more = BodyIn::done();
     let sent = forward::send(
         conn,
         ctx,
@@ -587,9 +664,9 @@ async fn attempt<S: Transport>(
         &label,
         worker,
         false,
-        &mut nothing_more,
+        upload,
         out,
-        Duration::from_secs(1),
+        upload_timeout,
     );
     // The first attempt is bounded by the provider service's own timeouts (its
     // response_header timeout is `policies.timeout`), which spares a timer per request; later

@@ -187,12 +187,35 @@ impl BodyIn {
         timeout: Duration,
     ) -> Result<Vec<u8>, ProxyError> {
         let mut raw = Vec::new();
+        self.read_until(conn, &mut raw, timeout, |_| false).await?;
+        Ok(raw)
+    }
+
+    /// Appends the body's bytes (decoded) to `raw` until the body ends or `enough(raw)` holds;
+    /// `enough` is asked after each read, so `raw` may hold somewhat more than it needed (at
+    /// most one read of 256 KiB). The rest stays with the client, to be read or streamed later.
+    pub async fn read_until<S: Transport>(
+        &mut self,
+        conn: &mut BufConn<S>,
+        raw: &mut Vec<u8>,
+        timeout: Duration,
+        mut enough: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), ProxyError> {
         loop {
-            self.take(conn, &mut raw, false)?;
-            if self.is_done() {
-                return Ok(raw);
+            self.take(conn, raw, false)?;
+            if self.is_done() || enough(raw) {
+                return Ok(());
             }
             self.read_more(conn, timeout).await?;
+        }
+    }
+
+    /// Bytes of a Content-Length body not taken yet (`None` for chunked bodies).
+    pub fn remaining_len(&self) -> Option<u64> {
+        match self.kind {
+            Kind::Done => Some(0),
+            Kind::Length(n) => Some(n),
+            Kind::Chunked(_) => None,
         }
     }
 }
