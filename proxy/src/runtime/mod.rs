@@ -121,6 +121,9 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
         status: status.clone(),
         admin: None,
     };
+    // Before anything is announced: a SIGTERM that follows the first log lines must find the
+    // handler installed (it waits in the channel until the control loop runs).
+    forward_signals(ctl_tx.clone())?;
     let admin_socket = crate::admin::bind(&snap.config.admin.address)?;
     let mut sockets = control.bind_new_listeners(&snap.config, n)?;
     let log = control.access_log_for(&snap.config)?;
@@ -165,7 +168,6 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
         status,
     )?);
     control.publish_config();
-    forward_signals(ctl_tx)?;
     control.run_loop(&ctl_rx);
     for t in threads {
         let _ = t.join();
