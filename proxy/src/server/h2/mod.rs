@@ -203,8 +203,8 @@ struct ConnCtx {
     live: Cell<usize>,
     /// Above this many running tasks, no stream is accepted until one ends.
     max_live: usize,
-    /// Fired (and replaced) when a task ends while accepting waits for room, or when the
-    /// reset budget ran out.
+    /// Fired (and replaced) when a task ends while accepting waits for room, when the last
+    /// one ends, or when the reset budget ran out.
     room: std::cell::RefCell<Signal>,
     budget: Budget,
 }
@@ -257,7 +257,8 @@ impl GoAway {
 }
 
 enum Event {
-    Stream(http::Request<RecvStream>, SendResponse<Bytes>),
+    /// Boxed: a request head is large, and every other event small.
+    Stream(Box<(http::Request<RecvStream>, SendResponse<Bytes>)>),
     Closed,
     Failed(h2::Error),
     Drain,
@@ -304,7 +305,8 @@ async fn drive<S: Transport + 'static>(
             _ = room.wait() => Event::Room,
         };
         let why = match ev {
-            Event::Stream(req, respond) => {
+            Event::Stream(accepted) => {
+                let (req, respond) = *accepted;
                 spawn_stream(cx, req, respond);
                 continue;
             }
@@ -339,7 +341,7 @@ async fn next_stream<S: Transport + 'static>(h2conn: &mut H2Conn<S>, gated: bool
         };
     }
     match h2conn.accept().await {
-        Some(Ok((req, respond))) => Event::Stream(req, respond),
+        Some(Ok(accepted)) => Event::Stream(Box::new(accepted)),
         Some(Err(e)) => Event::Failed(e),
         None => Event::Closed,
     }
@@ -367,7 +369,9 @@ fn spawn_stream(cx: &Rc<ConnCtx>, req: http::Request<RecvStream>, respond: SendR
         cx.budget.record(outcome);
         let was_gated = cx.live.get() >= cx.max_live;
         cx.live.set(cx.live.get() - 1);
-        if was_gated || cx.budget.exhausted() {
+        // Wake the connection task when it waits for room, when its idle clock starts, or
+        // when it must say ENHANCE_YOUR_CALM.
+        if was_gated || cx.live.get() == 0 || cx.budget.exhausted() {
             cx.room.replace(Signal::new()).fire();
         }
     });
