@@ -110,8 +110,20 @@ fn curl_prior_knowledge_get_and_post(driver: &str) {
     assert_eq!(put.resp.status, 200, "{put:?}");
     let seen = up.last();
     assert_eq!((seen.method.as_str(), seen.body_len), ("PUT", 100_000));
+    // Expect: 100-continue gets an interim 100 HEADERS frame when aigw wants the body.
+    let with_expect = curl_h2(&[
+        "-H",
+        "Expect: 100-continue",
+        "--expect100-timeout",
+        "30",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &gw.url("/expect"),
+    ]);
+    assert_eq!(with_expect.interim, [100], "{with_expect:?}");
+    assert_eq!(split_version(&with_expect).0, "POST /expect 100000");
 
-    wait_series(&gw, "aigw_http2_streams_total{listener=\"main\"}", 3.0);
+    wait_series(&gw, "aigw_http2_streams_total{listener=\"main\"}", 4.0);
     wait_series(
         &gw,
         "aigw_requests_total{route=\"all\",method=\"GET\",status=\"200\"}",
@@ -375,6 +387,26 @@ fn malformed_requests_are_refused_per_stream(driver: &str) {
     assert!(c.goaways.is_empty());
 }
 
+/// A request body that stops arriving is answered 408 after `timeouts.body_read`, as on
+/// HTTP/1.1, and the connection serves the next stream.
+fn stalled_body_gets_408(driver: &str) {
+    let up = Upstream::named("up");
+    let gw = Gateway::start(
+        &config(&up.endpoint(), "    timeouts: { body_read: 300ms }\n"),
+        driver,
+    );
+    let mut c = H2Conn::connect(gw.addr);
+    let authority = gw.addr.to_string();
+    let block = c.request_block("POST", "/upload", &authority, &[("content-length", "10")]);
+    let mut out = frame(HEADERS, END_HEADERS, 1, &block);
+    out.extend(frame(DATA, 0, 1, b"12345"));
+    c.send(&out);
+    let r = c.response(1, WAIT);
+    assert_eq!(r.status, 408, "{r:?}");
+    c.request(3, "GET", "/next", &[], b"");
+    assert_eq!(c.response(3, WAIT).status, 200);
+}
+
 fn h2c_can_be_turned_off(driver: &str) {
     let up = Upstream::named("up");
     let gw = Gateway::start(
@@ -505,6 +537,7 @@ both_drivers!(
     paced_resets_of_running_streams_get_goaway,
     continuation_flood_gets_goaway,
     malformed_requests_are_refused_per_stream,
+    stalled_body_gets_408,
     h2c_can_be_turned_off,
     goaway_on_shutdown_lets_streams_finish,
     goaway_on_reload_only_when_http2_settings_change,

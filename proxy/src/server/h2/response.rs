@@ -158,7 +158,9 @@ impl ResponseWriter {
             return Err(invalid("response head after the stream ended"));
         };
         if head.status == 100 {
-            let _ = respond.send_informational(http::Response::new(()));
+            let mut interim = http::Response::new(());
+            *interim.status_mut() = http::StatusCode::CONTINUE;
+            let _ = respond.send_informational(interim);
             return Ok(());
         }
         if head.status < 200 {

@@ -35,6 +35,11 @@ use crate::runtime::worker::Worker;
 use crate::server::exchange;
 use crate::server::respond::encode_local;
 
+/// Added to `body_read` for the read's own deadline, so that the exchange's deadline (the same
+/// `body_read`, started a moment earlier) always fires first and the exchange answers 408; the
+/// read then ends at most this much later.
+const READ_MARGIN: Duration = Duration::from_millis(100);
+
 /// How a stream ended, for the connection's reset accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -105,7 +110,8 @@ fn chunk(data: &[u8]) -> Bytes {
 pub(super) struct StreamIo {
     recv: RefCell<RecvSide>,
     send: ResponseWriter,
-    /// A read gives up after this long without a DATA frame (the listener's `body_read`).
+    /// A read gives up after this long without a DATA frame: the listener's `body_read` plus
+    /// [`READ_MARGIN`].
     body_wait: Duration,
 }
 
@@ -136,8 +142,8 @@ impl AsyncReadRent for StreamIo {
 
 impl CancelableAsyncReadRent for StreamIo {
     /// A read here cannot be cancelled from outside (monoio keeps the cancel flag to itself),
-    /// and need not be: it ends by itself after `body_wait`, the same time the exchange's own
-    /// body deadline allows, so a cancelled read still completes promptly. Dropping it loses
+    /// and need not be: it ends by itself after `body_wait`, just past the exchange's own body
+    /// deadline, so a cancelled read still completes promptly. Dropping it loses
     /// nothing either: bytes are taken from the stream only when they are copied out.
     async fn cancelable_read<T: IoBufMut>(
         &mut self,
@@ -239,7 +245,7 @@ pub(super) async fn serve(
             ended: false,
         }),
         send,
-        body_wait: cfg.timeouts.body_read.get(),
+        body_wait: cfg.timeouts.body_read.get() + READ_MARGIN,
     };
     let mut conn = BufConn::new(io);
     conn.push(&encoded.head);
