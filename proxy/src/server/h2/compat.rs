@@ -112,7 +112,11 @@ impl<S: Transport + 'static> Compat<S> {
     }
 
     /// Appends what fits of `bufs` to the stage, first making room by writing if it is full.
-    fn stage_bufs(&mut self, cx: &mut Context<'_>, bufs: &[&[u8]]) -> Poll<io::Result<usize>> {
+    fn stage_bufs<'b>(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: impl Iterator<Item = &'b [u8]>,
+    ) -> Poll<io::Result<usize>> {
         if self.stage.len() >= STAGE_MAX {
             ready!(self.poll_writing(cx))?;
             self.start_write()?;
@@ -198,7 +202,7 @@ impl<S: Transport + 'static> tokio::io::AsyncWrite for Compat<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().stage_bufs(cx, &[buf])
+        self.get_mut().stage_bufs(cx, std::iter::once(buf))
     }
 
     fn poll_write_vectored(
@@ -206,8 +210,7 @@ impl<S: Transport + 'static> tokio::io::AsyncWrite for Compat<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let slices: Vec<&[u8]> = bufs.iter().map(|b| &b[..]).collect();
-        self.get_mut().stage_bufs(cx, &slices)
+        self.get_mut().stage_bufs(cx, bufs.iter().map(|b| &b[..]))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -194,11 +194,7 @@ impl ResponseWriter {
     ) -> io::Result<()> {
         let with_trailers = !trailers.is_empty();
         while !data.is_empty() {
-            let cap = monoio::time::timeout(self.stall, self.capacity(data.len()))
-                .await
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::TimedOut, "client window stayed shut")
-                })??;
+            let cap = self.capacity(data.len()).await?;
             let piece = data.split_to(cap.min(data.len()));
             let last = end && data.is_empty() && !with_trailers;
             self.with_stream(|s| s.send_data(piece, last))?;
@@ -233,31 +229,42 @@ impl ResponseWriter {
         }
     }
 
-    /// Waits until the stream may send some of `want` bytes; returns how many.
+    /// Waits (at most `stall`) until the stream may send some of `want` bytes; returns how
+    /// many. No timer is armed when the window is already open, the common case.
     async fn capacity(&self, want: usize) -> io::Result<usize> {
         self.with_stream(|s| {
             s.reserve_capacity(want);
             Ok(())
         })?;
-        poll_fn(|cx| {
-            let mut tx = self.tx.borrow_mut();
-            let Sender::Body(s) = &mut *tx else {
-                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-            };
-            loop {
-                let cap = s.capacity();
-                if cap > 0 {
-                    return Poll::Ready(Ok(cap));
-                }
-                match s.poll_capacity(cx) {
-                    Poll::Ready(Some(Ok(_))) => {}
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(gone(e))),
-                    Poll::Ready(None) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-                    Poll::Pending => return Poll::Pending,
-                }
+        // Not polled with a dummy waker: h2 keeps one waker per stream, shared with the reset
+        // watcher, and a dummy one would silence it.
+        if let Sender::Body(s) = &*self.tx.borrow() {
+            if s.capacity() > 0 {
+                return Ok(s.capacity());
             }
-        })
-        .await
+        }
+        monoio::time::timeout(self.stall, poll_fn(|cx| self.poll_capacity(cx)))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client window stayed shut"))?
+    }
+
+    fn poll_capacity(&self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<usize>> {
+        let mut tx = self.tx.borrow_mut();
+        let Sender::Body(s) = &mut *tx else {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        };
+        loop {
+            let cap = s.capacity();
+            if cap > 0 {
+                return Poll::Ready(Ok(cap));
+            }
+            match s.poll_capacity(cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(gone(e))),
+                Poll::Ready(None) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
