@@ -180,6 +180,10 @@ pub struct Listener {
     /// Request size limits.
     #[serde(default)]
     pub limits: ListenerLimits,
+    /// HTTP/2 on this listener: cleartext by prior knowledge (h2c) and the limits of every
+    /// HTTP/2 connection (docs/http2.md).
+    #[serde(default)]
+    pub http2: ListenerHttp2,
 }
 
 /// Client-side timeouts of a listener.
@@ -226,6 +230,43 @@ impl Default for ListenerLimits {
             max_uri_bytes: 8 * 1024,
             max_body_bytes: 1 << 30,
             max_connections: None,
+        }
+    }
+}
+
+/// HTTP/2 settings of a listener. The limits are what aigw announces in its SETTINGS frame
+/// and enforces; a reload that changes them sends GOAWAY to existing HTTP/2 connections so
+/// clients reconnect and get the new ones.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerHttp2 {
+    /// Serve HTTP/2: connections that open with the HTTP/2 preface (prior knowledge) on a
+    /// plaintext listener. `false` answers them as HTTP/1.1, which refuses them.
+    pub enabled: bool,
+    /// Streams (requests) one connection may have open at once. 1 to 10,000.
+    pub max_concurrent_streams: u32,
+    /// Largest decoded header list (names + values + 32 bytes each, RFC 9113) of a request;
+    /// larger ones get 431. 1 KiB to 16 MiB.
+    pub max_header_list_size: u32,
+    /// Flow-control window of each request body: how much a client may send before aigw
+    /// reads it. 16 KiB to 2^31-1.
+    pub initial_stream_window: u32,
+    /// Flow-control window of a whole connection: the most request body bytes one
+    /// connection can have buffered in aigw. 64 KiB to 2^31-1.
+    pub initial_connection_window: u32,
+    /// Largest frame payload aigw accepts. 16 KiB to 16 MiB - 1 (RFC 9113 limits).
+    pub max_frame_size: u32,
+}
+
+impl Default for ListenerHttp2 {
+    fn default() -> Self {
+        ListenerHttp2 {
+            enabled: true,
+            max_concurrent_streams: 128,
+            max_header_list_size: 64 * 1024,
+            initial_stream_window: 256 * 1024,
+            initial_connection_window: 1024 * 1024,
+            max_frame_size: 16 * 1024,
         }
     }
 }

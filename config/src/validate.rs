@@ -234,6 +234,7 @@ fn check_listeners(cx: &mut Ctx, config: &Config) {
                 "must be at least 1 (leave it out for no listener cap)",
             );
         }
+        check_http2(cx, &format!("{p}.http2"), &l.http2);
     }
     match parse_socket_addr(&config.admin.address) {
         Err(why) => cx.err("admin.address", why),
@@ -258,6 +259,46 @@ fn check_listeners(cx: &mut Ctx, config: &Config) {
                     );
                 }
             }
+        }
+    }
+}
+
+/// HTTP/2 limits within what RFC 9113 allows and what keeps a connection useful.
+fn check_http2(cx: &mut Ctx, p: &str, h: &ListenerHttp2) {
+    const MAX_WINDOW: u32 = (1 << 31) - 1;
+    let ranges = [
+        (
+            "max_concurrent_streams",
+            h.max_concurrent_streams,
+            1,
+            10_000,
+        ),
+        (
+            "max_header_list_size",
+            h.max_header_list_size,
+            1024,
+            16 << 20,
+        ),
+        (
+            "initial_stream_window",
+            h.initial_stream_window,
+            16 * 1024,
+            MAX_WINDOW,
+        ),
+        (
+            "initial_connection_window",
+            h.initial_connection_window,
+            65_535,
+            MAX_WINDOW,
+        ),
+        ("max_frame_size", h.max_frame_size, 16 * 1024, (1 << 24) - 1),
+    ];
+    for (key, v, min, max) in ranges {
+        if v < min || v > max {
+            cx.err(
+                format!("{p}.{key}"),
+                format!("{v} is out of range: must be from {min} to {max}"),
+            );
         }
     }
 }

@@ -145,6 +145,75 @@ listeners:
 }
 
 #[test]
+fn listener_http2_limits_are_in_range() {
+    let c = ok("listeners:\n  - name: a\n    address: 127.0.0.1:1\n");
+    let h = &c.listeners[0].http2;
+    assert!(h.enabled, "h2c is on by default");
+    assert_eq!(
+        (
+            h.max_concurrent_streams,
+            h.max_header_list_size,
+            h.max_frame_size
+        ),
+        (128, 65536, 16384)
+    );
+    let got = issues(
+        "\
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    http2:
+      enabled: false
+      max_concurrent_streams: 0
+      max_header_list_size: 100
+      initial_stream_window: 2147483648
+      initial_connection_window: 1000
+      max_frame_size: 16777216
+",
+    );
+    let msg =
+        |v: &str, min: &str, max: &str| format!("{v} is out of range: must be from {min} to {max}");
+    assert_eq!(
+        got,
+        [
+            (
+                Some(6),
+                "listeners[0].http2.max_concurrent_streams".into(),
+                msg("0", "1", "10000")
+            ),
+            (
+                Some(7),
+                "listeners[0].http2.max_header_list_size".into(),
+                msg("100", "1024", "16777216")
+            ),
+            (
+                Some(8),
+                "listeners[0].http2.initial_stream_window".into(),
+                msg("2147483648", "16384", "2147483647")
+            ),
+            (
+                Some(9),
+                "listeners[0].http2.initial_connection_window".into(),
+                msg("1000", "65535", "2147483647")
+            ),
+            (
+                Some(10),
+                "listeners[0].http2.max_frame_size".into(),
+                msg("16777216", "16384", "16777215")
+            ),
+        ]
+    );
+    assert_one(
+        "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    http2: { window: 1 }\n",
+        4,
+        "listeners[0].http2.window",
+        "unknown field `window`, expected one of `enabled`, `max_concurrent_streams`, \
+         `max_header_list_size`, `initial_stream_window`, `initial_connection_window`, \
+         `max_frame_size`",
+    );
+}
+
+#[test]
 fn domain_hosts_are_valid_lowercased_and_owned_once() {
     let c = ok("domains:\n  - name: d\n    hosts: [API.Example.COM, '*.Example.com', 10.0.0.1]\n");
     assert_eq!(

@@ -41,6 +41,7 @@ mod admin;
 mod cli;
 mod connection_cap;
 mod framing;
+mod http2;
 mod model_anthropic;
 mod model_api;
 mod model_limits;

@@ -96,6 +96,16 @@ impl<S> BufConn<S> {
         self.pos = pos;
     }
 
+    /// Appends bytes that arrived by another path than `io` (an HTTP/2 stream's request head
+    /// re-encoded as HTTP/1.1, or the response bytes written to it), as if they had been read.
+    pub fn push(&mut self, data: &[u8]) {
+        if self.buf.capacity() == 0 {
+            self.buf = take_buffer();
+        }
+        self.buf.extend_from_slice(data);
+        self.bytes_read += data.len() as u64;
+    }
+
     pub fn into_parts(self) -> (S, Vec<u8>) {
         let BufConn {
             io, mut buf, pos, ..

@@ -119,6 +119,17 @@ pub struct ListenerCounters {
     pub bytes_out: u64,
 }
 
+/// Per-listener HTTP/2 figures.
+#[derive(Debug, Default, Clone)]
+pub struct Http2Counters {
+    pub connections: u64,
+    pub streams: u64,
+    /// Streams the client reset before their response was complete.
+    pub client_resets: u64,
+    /// GOAWAY frames sent, by reason (`shutdown`, `reload`, `idle`, `abuse`).
+    pub goaway: BTreeMap<&'static str, u64>,
+}
+
 /// One worker's metrics.
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
@@ -128,6 +139,7 @@ pub struct WorkerMetrics {
     pub upstream_response: LabelMap<Rc<str>, Histogram>,
     pub upstream_errors: LabelMap<(Rc<str>, &'static str), u64>,
     pub listeners: LabelMap<Rc<str>, ListenerCounters>,
+    pub http2: LabelMap<Rc<str>, Http2Counters>,
     pub access_log_dropped: u64,
     /// Model API business metrics.
     pub llm: crate::model::metrics::LlmMetrics,
@@ -151,6 +163,10 @@ impl WorkerMetrics {
                 .insert(name.clone(), ListenerCounters::default());
         }
         self.listeners.get_mut(name).expect("inserted above")
+    }
+
+    pub fn http2(&mut self, listener: &Rc<str>) -> &mut Http2Counters {
+        self.http2.entry(listener.clone()).or_default()
     }
 
     /// A `Send` copy for the admin thread, labelled with this worker's id and driver.
@@ -204,6 +220,19 @@ impl WorkerMetrics {
             );
             d.counter("aigw_bytes_received_total", &l, c.bytes_in as f64);
             d.counter("aigw_bytes_sent_total", &l, c.bytes_out as f64);
+        }
+        for (name, c) in &self.http2 {
+            let l = [("listener", name.as_ref())];
+            d.counter("aigw_http2_connections_total", &l, c.connections as f64);
+            d.counter("aigw_http2_streams_total", &l, c.streams as f64);
+            d.counter("aigw_http2_client_resets_total", &l, c.client_resets as f64);
+            for (why, n) in &c.goaway {
+                d.counter(
+                    "aigw_http2_goaway_total",
+                    &[("listener", name), ("reason", why)],
+                    *n as f64,
+                );
+            }
         }
         d.counter(
             "aigw_access_log_dropped_total",
@@ -366,6 +395,12 @@ fn help(family: &str) -> &'static str {
         }
         "aigw_bytes_received_total" => "Bytes read from clients, by listener.",
         "aigw_bytes_sent_total" => "Bytes written to clients, by listener.",
+        "aigw_http2_connections_total" => "HTTP/2 connections established, by listener.",
+        "aigw_http2_streams_total" => "HTTP/2 streams (requests) accepted, by listener.",
+        "aigw_http2_client_resets_total" => {
+            "HTTP/2 streams the client reset before their response was complete, by listener."
+        }
+        "aigw_http2_goaway_total" => "GOAWAY frames sent, by listener and reason.",
         "aigw_access_log_dropped_total" => {
             "Access log lines dropped because the writer fell behind."
         }

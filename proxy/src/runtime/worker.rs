@@ -51,6 +51,9 @@ pub struct Worker {
     pub metrics: RefCell<WorkerMetrics>,
     /// Fired on shutdown: idle connections close, busy ones close after their response.
     pub drain: Signal,
+    /// Fired (and replaced by a fresh one) when a new snapshot is in force: HTTP/2
+    /// connections check whether their listener's settings changed.
+    pub reloaded: RefCell<Signal>,
     /// Client connections open on this worker.
     pub active: Cell<usize>,
     /// Fired when `active` drops to zero during a drain.
@@ -113,6 +116,7 @@ pub async fn run(
         state: RefCell::new(Rc::new(state)),
         metrics: RefCell::new(WorkerMetrics::default()),
         drain: Signal::new(),
+        reloaded: RefCell::new(Signal::new()),
         active: Cell::new(0),
         all_closed: RefCell::new(Signal::new()),
         listeners: RefCell::new(HashMap::new()),
@@ -160,6 +164,7 @@ fn apply_update(
     match new {
         Ok(state) => {
             *worker.state.borrow_mut() = Rc::new(state);
+            worker.reloaded.replace(Signal::new()).fire();
             stop_removed_listeners(worker);
             start_listeners(worker, listeners);
             crate::log::debug(format_args!(

@@ -8,6 +8,7 @@
 pub(crate) mod body;
 pub(crate) mod exchange;
 pub(crate) mod forward;
+pub mod h2;
 pub mod respond;
 mod tunnel;
 
@@ -39,6 +40,7 @@ pub enum Next {
 pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worker: Rc<Worker>) {
     let mut conn = BufConn::new(stream);
     let (mut seen_in, mut seen_out) = (0u64, 0u64);
+    let mut first = true;
     loop {
         if conn.buffered().is_empty() {
             let Some(idle) = listener_idle(&worker, &listener) else {
@@ -46,6 +48,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worke
             };
             if !wait_for_request(&mut conn, idle, &worker.drain).await {
                 break;
+            }
+        }
+        // HTTP/2 by prior knowledge (h2c): only as the very first bytes of a connection.
+        if std::mem::take(&mut first) {
+            if let Some(deadline) = h2::h2c_deadline(&worker, &listener) {
+                if h2::opens_with_preface(&mut conn, deadline).await {
+                    return h2::serve(conn, peer, listener, worker).await;
+                }
             }
         }
         // Taken only now that a request has begun, so a reload during the idle wait applies.

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod h2;
 pub mod llm_upstream;
 pub mod load;
 pub mod python;
