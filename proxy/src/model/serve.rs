@@ -161,7 +161,16 @@ pub(crate) async fn serve<S: Transport>(
         pol.max_body_bytes,
         listener.limits.max_header_bytes,
     );
-    let mut raw = match body.read_all(conn, listener.timeouts.body_read.get()).await {
+    let read = match body.read_all(conn, listener.timeouts.body_read.get()).await {
+        Ok(d) => {
+            // A compressed body is decoded (to the same limit) before anything reads it.
+            let settings = &state.snap.compression;
+            let limit = pol.max_body_bytes;
+            crate::compress::request::decode(settings, worker, &mut req.head, d, limit).await
+        }
+        Err(e) => Err(e),
+    };
+    let mut raw = match read {
         Ok(d) => d,
         Err(e) => {
             if e.status == 499 {
