@@ -33,7 +33,7 @@ pub struct Compression {
     /// `zstd` coding, software only.
     pub zstd: Option<Codec>,
     /// Media types compressed (`type/subtype` or `type/*`, parameters ignored). Default: see
-    /// [`DEFAULT_CONTENT_TYPES`]. `text/event-stream` is not among them (docs/compression.md).
+    /// [`DEFAULT_CONTENT_TYPES`] (server-sent events included: they are flushed per event).
     pub content_types: Option<Vec<String>>,
     /// QAT settings; top level only.
     pub qat: Option<QatSettings>,
@@ -106,6 +106,7 @@ pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
     "text/xml",
     "text/markdown",
     "text/javascript",
+    "text/event-stream",
     "application/json",
     "application/x-ndjson",
     "application/javascript",

@@ -127,12 +127,6 @@ fn what_must_not_be_compressed_passes_untouched(driver: &str) {
             ],
             b.clone(),
         ),
-        "/events" => Reply::chunked(
-            200,
-            &[("Content-Type", "text/event-stream")],
-            &[b"data: {\"a\":1}\n\n", &b[..2000]],
-            &[],
-        ),
         _ => Reply::full(
             206,
             &[
@@ -234,16 +228,18 @@ fn read_stream_until(
     }
 }
 
-fn streamed_bodies_are_compressed_as_they_arrive(driver: &str) {
+/// Server-sent events are compressed with a flush per upstream read: each event decodes as
+/// soon as it arrives, while the upstream still holds the next.
+fn events_are_compressed_and_flushed_as_they_arrive(driver: &str) {
     let gate = Gate::new();
     let g = gate.clone();
     let up = Upstream::start(move |_| {
-        let mut first = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-        let line1 = b"{\"event\":\"first\"}\n";
+        let mut first = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let line1 = b"data: {\"event\":\"first\"}\n\n";
         first.extend_from_slice(format!("{:x}\r\n", line1.len()).as_bytes());
         first.extend_from_slice(line1);
         first.extend_from_slice(b"\r\n");
-        let line2 = b"{\"event\":\"second\"}\n";
+        let line2 = b"data: {\"event\":\"second\"}\n\n";
         let mut rest = format!("{:x}\r\n", line2.len()).into_bytes();
         rest.extend_from_slice(line2);
         rest.extend_from_slice(b"\r\n0\r\n\r\n");
@@ -263,13 +259,23 @@ fn streamed_bodies_are_compressed_as_they_arrive(driver: &str) {
     let mut raw = Vec::new();
     let mut dec = flate2::write::GzDecoder::new(Vec::new());
     // The first line decodes while the upstream still holds the second.
-    read_stream_until(&mut s, &mut raw, &mut dec, b"{\"event\":\"first\"}\n");
+    read_stream_until(
+        &mut s,
+        &mut raw,
+        &mut dec,
+        b"data: {\"event\":\"first\"}\n\n",
+    );
     assert!(String::from_utf8_lossy(&raw).contains("content-encoding: gzip"));
     gate.open();
-    read_stream_until(&mut s, &mut raw, &mut dec, b"{\"event\":\"second\"}\n");
+    read_stream_until(
+        &mut s,
+        &mut raw,
+        &mut dec,
+        b"data: {\"event\":\"second\"}\n\n",
+    );
     assert_eq!(
         dec.get_ref().as_slice(),
-        b"{\"event\":\"first\"}\n{\"event\":\"second\"}\n"
+        b"data: {\"event\":\"first\"}\n\ndata: {\"event\":\"second\"}\n\n"
     );
 }
 
@@ -427,7 +433,7 @@ both_drivers!(
     new_user_gets_gzip_only_when_asking,
     what_must_not_be_compressed_passes_untouched,
     codings_follow_q_values,
-    streamed_bodies_are_compressed_as_they_arrive,
+    events_are_compressed_and_flushed_as_they_arrive,
     gzip_request_bodies_are_read_by_policies_and_bombs_get_413,
     qat_standin_compresses_and_decodes,
     qat_standin_without_hardware_falls_back,

@@ -9,8 +9,8 @@
 //!
 //! [`ResponseEncoder`] then compresses chunk by chunk: memory stays bounded by one upstream
 //! read plus the codec's window, never the whole body. Bodies of unknown length (chunked,
-//! until close) are flushed after every upstream read, so streamed output reaches the client
-//! as it arrives, as it does uncompressed.
+//! until close) and server-sent events are flushed after every upstream read, so streamed
+//! output reaches the client as it arrives, as it does uncompressed.
 
 use aigw_qat::{Algorithm, Compressor, Step, StreamCompressor};
 
@@ -41,13 +41,15 @@ pub fn plan(
     {
         return None;
     }
-    if !head
-        .headers
-        .get("content-type")
-        .is_some_and(|t| policy.covers(t))
-    {
+    let content_type = head.headers.get("content-type")?;
+    if !policy.covers(content_type) {
         return None;
     }
+    // Events must reach the client as they come, whatever the framing says.
+    let events = content_type
+        .split(|&b| b == b';')
+        .next()
+        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"text/event-stream"));
     add_vary(head);
     let encoded = head
         .headers
@@ -94,7 +96,7 @@ pub fn plan(
     weaken_etag(head);
     Some(ResponseEncoder {
         comp,
-        flush_each: size.is_none(),
+        flush_each: size.is_none() || events,
     })
 }
 
@@ -295,6 +297,14 @@ mod tests {
         // Streams flush per read.
         let mut h = resp(&[("Content-Type", "application/json")]);
         let e = plan(Some(&p), &q, &req("gzip"), &mut h, Framing::Chunked).unwrap();
+        assert!(e.flush_each);
+        // Events flush per read even with a length.
+        let sse = Policy {
+            content_types: vec!["text/event-stream".into()],
+            ..p
+        };
+        let mut h = resp(&[("Content-Type", "text/event-stream; charset=utf-8")]);
+        let e = plan(Some(&sse), &q, &req("gzip"), &mut h, Framing::Length(5000)).unwrap();
         assert!(e.flush_each);
     }
 }
