@@ -280,4 +280,35 @@ mod tests {
         assert_eq!(Compression::effective(Some(&top), Some(&gzip_off)), None);
         assert_eq!(Compression::effective(None, None), None);
     }
+
+    #[test]
+    fn bad_settings_name_their_key_path_and_line() {
+        let yaml = "\
+services: [{ name: s, endpoints: [\"127.0.0.1:1\"] }]
+routes:
+  - name: r
+    service: s
+    compression: { qat: { min_size: 1 }, br: { level: 12 } }
+compression:
+  gzip: { level: 0 }
+  content_types: [json, \"text/*\"]
+  backend: fast
+";
+        let err = crate::load_str(yaml, "t.yaml").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("t.yaml:9: compression.backend: unknown variant `fast`"),
+            "{text}"
+        );
+        let yaml = yaml.replace("  backend: fast\n", "");
+        let err = crate::load_str(&yaml, "t.yaml").unwrap_err().to_string();
+        for want in [
+            "t.yaml:5: routes[0].compression.qat: QAT settings are process-wide",
+            "t.yaml:5: routes[0].compression.br.level: br level 12 is out of range 0..=11",
+            "t.yaml:7: compression.gzip.level: gzip level 0 is out of range 1..=9",
+            "t.yaml:8: compression.content_types[0]: `json` is not a media type",
+        ] {
+            assert!(err.contains(want), "{want}\n{err}");
+        }
+    }
 }
