@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod compression;
 pub mod duration;
 mod env;
 mod load;

@@ -37,6 +37,8 @@ pub struct Config {
     pub plugins: Vec<PluginSpec>,
     /// Access log; `None` writes none.
     pub access_log: Option<AccessLog>,
+    /// Response compression and its QAT offload; `None` compresses nothing.
+    pub compression: Option<crate::compression::Compression>,
 }
 
 /// `instance:` what this gateway is sold as, and how many workers it runs.
@@ -491,6 +493,9 @@ pub struct Route {
     /// Request body limit for this route; default the listener's.
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
+    /// Compression settings laid over the top-level `compression` for this route.
+    #[serde(default)]
+    pub compression: Option<crate::compression::Compression>,
 }
 
 /// What a route matches. Exactly one path form may be given; none means `path_prefix: /`.

@@ -49,6 +49,7 @@ pub(crate) fn validate(mut config: Config, loc: Option<&Locator>) -> Result<Conf
             );
         }
     }
+    check_compression(&mut cx, &config);
     check_quotas(&mut cx, &config);
     if cx.issues.is_empty() {
         Ok(config)
@@ -545,6 +546,22 @@ fn check_endpoint(addr: &str) -> Result<(), String> {
 }
 
 /// Routes: references, one path form, regexes, methods, header matches, rewrites.
+fn check_compression(cx: &mut Ctx, config: &Config) {
+    let mut found = Vec::new();
+    let mut push = |p: String, m: String| found.push((p, m));
+    if let Some(c) = &config.compression {
+        crate::compression::check(c, "compression", true, &mut push);
+    }
+    for (i, r) in config.routes.iter().enumerate() {
+        if let Some(c) = &r.compression {
+            crate::compression::check(c, &format!("routes[{i}].compression"), false, &mut push);
+        }
+    }
+    for (p, m) in found {
+        cx.err(p, m);
+    }
+}
+
 fn check_routes(cx: &mut Ctx, routes: &mut [Route], services: &[Service], domains: &[Domain]) {
     check_names(
         cx,

@@ -182,7 +182,7 @@ routes:
         3,
         "listener",
         "unknown field `listener`, expected one of `instance`, `admin`, `listeners`, `domains`, \
-         `services`, `routes`, `model_apis`, `consumers`, `plugins`, `access_log`",
+         `services`, `routes`, `model_apis`, `consumers`, `plugins`, `access_log`, `compression`",
     );
 }
 

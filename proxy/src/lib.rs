@@ -6,6 +6,7 @@
 //! backends; `admin` and `observe` make it visible. See docs/architecture.md.
 
 pub mod admin;
+pub mod compress;
 pub mod error;
 pub mod http;
 pub mod log;

@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub services: Vec<ServiceSpec>,
     /// By index of `config.model_apis`.
     pub model_apis: Vec<ModelApiSpec>,
+    /// Response compression per route, request decoding, QAT settings.
+    pub compression: crate::compress::Settings,
 }
 
 /// Resolves `host:port` to addresses; the default uses the system resolver.
@@ -118,12 +120,14 @@ impl Snapshot {
             .map(|(i, s)| (s.name.clone(), i))
             .collect();
         let router = Router::build(&config, &index)?;
+        let compression = crate::compress::Settings::build(&config, router.routes.len())?;
         Ok(Snapshot {
             generation,
             config,
             router,
             services,
             model_apis,
+            compression,
         })
     }
 }

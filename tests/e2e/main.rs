@@ -39,6 +39,7 @@ mod harness;
 mod access_log;
 mod admin;
 mod cli;
+mod compression;
 mod connection_cap;
 mod framing;
 mod http2;

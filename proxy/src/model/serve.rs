@@ -25,6 +25,7 @@ use super::stream::{self, Events, StreamSetup};
 use super::upstream_body::{BodyError, UpBody};
 use super::usage::Usage;
 use super::{anthropic, cache, Dialect, Op};
+use crate::compress::response::plan;
 use crate::error::{LocalResponse, ProxyError};
 use crate::http::io::{BufConn, Transport};
 use crate::http::{Framing, Header, ParsedRequest, ResponseHead};
@@ -52,6 +53,11 @@ struct Call<'a> {
     model_label: Rc<str>,
     created: u64,
     deadline: Instant,
+    /// The route's response compression, if any, and the process's QAT settings.
+    compression: (
+        Option<&'a crate::compress::Policy>,
+        &'a crate::compress::QatSpec,
+    ),
 }
 
 /// What a provider answered.
@@ -115,6 +121,7 @@ pub(crate) async fn serve<S: Transport>(
     worker: &Worker,
     listener: &Listener,
     need_body: Option<usize>,
+    compression: Option<&crate::compress::Policy>,
 ) -> (u16, Next) {
     let spec = &state.snap.model_apis[api];
     let base = spec.config.base_path.as_str();
@@ -165,9 +172,11 @@ pub(crate) async fn serve<S: Transport>(
     let ct = req.head.headers.get("content-type").cloned();
     let ct = ct.as_deref();
     // A large upload whose form fields come first (the SDKs write them before the file) is
-    // read only until its `model` field; the rest streams on to the provider.
+    // read only until its `model` field; the rest streams on to the provider. A compressed
+    // one is read whole, to be decoded.
     let upload = op == Op::Transcriptions
         && need_body.is_none()
+        && !req.head.headers.contains("content-encoding")
         && matches!(req.framing, Framing::Length(n) if n >= STREAM_UPLOAD_MIN);
     let mut raw = Vec::new();
     let read = if upload {
@@ -186,6 +195,15 @@ pub(crate) async fn serve<S: Transport>(
             .await
         {
             return body_failed(conn, req, ctx, chain, dialect, e).await;
+        }
+    }
+    if body.is_done() {
+        // A compressed body is decoded (to the same limit) before anything reads it.
+        let settings = &state.snap.compression;
+        let limit = pol.max_body_bytes;
+        match crate::compress::request::decode(settings, worker, &mut req.head, raw, limit).await {
+            Ok(d) => raw = d,
+            Err(e) => return body_failed(conn, req, ctx, chain, dialect, e).await,
         }
     }
     req.framing = Framing::Empty;
@@ -232,6 +250,7 @@ pub(crate) async fn serve<S: Transport>(
         model_label,
         created: crate::runtime::unix_now(),
         deadline: ctx.started + pol.timeout.get(),
+        compression: (compression, &state.snap.compression.qat),
     };
     let outcome = match admit(&call, &mut mreq, ctx, worker) {
         Err(r) => {
@@ -419,7 +438,8 @@ async fn run<S: Transport>(
                 .entry((call.api_label.clone(), result))
                 .or_default() += 1;
             if let Some(hit) = hit {
-                return Outcome::local(send_cached(conn, req, ctx, chain, mreq, &hit).await, None);
+                let answered = send_cached(conn, req, ctx, chain, call, mreq, &hit, worker).await;
+                return Outcome::local(answered, None);
             }
             Some(key)
         }
@@ -528,6 +548,7 @@ async fn run<S: Transport>(
             translation,
             reply,
             cache_key,
+            worker,
         )
         .await;
         o.provider = Some(pi);
@@ -548,6 +569,7 @@ async fn run<S: Transport>(
                 translation,
                 Reply::Whole { head, body },
                 None,
+                worker,
             )
             .await;
             o.provider = Some(pi);
@@ -814,6 +836,7 @@ async fn deliver<S: Transport>(
     translation: Translation,
     reply: Reply,
     cache_key: Option<cache::CacheKey>,
+    worker: &Worker,
 ) -> Outcome {
     let guard = match (&call.spec.guard, &call.spec.config.policies.guard) {
         (Some(g), Some(gp)) if gp.output => Some(g.as_ref()),
@@ -863,6 +886,7 @@ async fn deliver<S: Transport>(
                 };
                 c.put(key, cached, ttl, Instant::now());
             }
+            let response = compress_whole(call, req, worker, response).await;
             let mut o = Outcome::local(
                 respond_local(conn, req, ctx, chain, response, false).await,
                 None,
@@ -894,6 +918,8 @@ async fn deliver<S: Transport>(
         .0
         .push(Header::new("cache-control", "no-cache"));
     client_head.headers.0.extend(respond::passed_headers(&head));
+    let (policy, qat) = call.compression;
+    let encoder = plan(policy, qat, &req.head, &mut client_head, Framing::Chunked);
     let setup = StreamSetup {
         translation,
         client: call.dialect,
@@ -903,9 +929,13 @@ async fn deliver<S: Transport>(
         created: call.created,
         guard,
         head: client_head,
+        encoder,
     };
     // Boxed: only streams pay for the relay's state.
     let o = Box::pin(stream::relay(conn, req, ctx, chain, setup, events)).await;
+    if let Some(e) = &o.encoder {
+        e.record(&mut worker.metrics.borrow_mut());
+    }
     Outcome {
         status: o.status,
         next: o.next,
@@ -918,13 +948,16 @@ async fn deliver<S: Transport>(
 }
 
 /// Answers from the cache: the body as stored, or replayed as a stream.
+#[allow(clippy::too_many_arguments)]
 async fn send_cached<S: Transport>(
     conn: &mut BufConn<S>,
     req: &mut ParsedRequest,
     ctx: &mut RequestCtx,
     chain: &Chain,
+    call: &Call<'_>,
     mreq: &mut ModelRequest,
     hit: &cache::Cached,
+    worker: &Worker,
 ) -> (u16, Next) {
     let mut head = ResponseHead::new(hit.status);
     head.headers.0.push(Header::new("x-aigw-cache", "hit"));
@@ -941,6 +974,7 @@ async fn send_cached<S: Transport>(
             head,
             body: sse.into(),
         };
+        let r = compress_whole(call, req, worker, r).await;
         return respond_local(conn, req, ctx, chain, r, false).await;
     }
     head.headers
@@ -950,7 +984,44 @@ async fn send_cached<S: Transport>(
         head,
         body: hit.body.clone(),
     };
+    let r = compress_whole(call, req, worker, r).await;
     respond_local(conn, req, ctx, chain, r, false).await
+}
+
+/// A whole answer compressed, when the route's `compression` and the client's
+/// Accept-Encoding ask for it (with `Vary` added whenever the answer depends on them). A codec
+/// failure leaves it as it was.
+async fn compress_whole(
+    call: &Call<'_>,
+    req: &ParsedRequest,
+    worker: &Worker,
+    mut r: LocalResponse,
+) -> LocalResponse {
+    let (Some(policy), qat) = call.compression else {
+        return r;
+    };
+    let mut head = r.head.clone();
+    let len = r.body.len() as u64;
+    let Some(mut enc) = plan(
+        Some(policy),
+        qat,
+        &req.head,
+        &mut head,
+        Framing::Length(len),
+    ) else {
+        r.head = head;
+        return r;
+    };
+    let mut out = Vec::with_capacity(r.body.len() / 2 + 64);
+    match enc.encode(&r.body, true, &mut out).await {
+        Ok(()) => {
+            enc.record(&mut worker.metrics.borrow_mut());
+            r.head = head;
+            r.body = out.into();
+        }
+        Err(e) => crate::log::warn(format_args!("an answer was sent uncompressed: {e}")),
+    }
+    r
 }
 
 /// `GET /models` and `GET /models/{id}`: the client-facing names this API serves (to this

@@ -19,6 +19,7 @@ use super::sse::{write_event, SseSplitter};
 use super::upstream_body::{BodyError, UpBody};
 use super::usage::{self, Usage};
 use super::Dialect;
+use crate::compress::response::ResponseEncoder;
 use crate::http::chunked::encode_chunk;
 use crate::http::io::{BufConn, Transport};
 use crate::http::{ParsedRequest, ResponseHead, Version};
@@ -66,12 +67,17 @@ pub struct StreamSetup<'a> {
     pub client_model: &'a str,
     pub created: u64,
     pub guard: Option<&'a Guard>,
-    /// The head for the client (status, content type, passed headers).
+    /// The head for the client (status, content type, passed headers), already edited by
+    /// the encoder's plan when there is one.
     pub head: ResponseHead,
+    /// Compresses the events as they go (flushed per write), when the route asks for it.
+    pub encoder: Option<ResponseEncoder>,
 }
 
 /// What happened.
 pub struct StreamOutcome {
+    /// The encoder, for its counters, if the stream was compressed.
+    pub encoder: Option<ResponseEncoder>,
     pub status: u16,
     pub next: Next,
     pub usage: Usage,
@@ -100,7 +106,9 @@ pub async fn relay<S: Transport>(
     mut setup: StreamSetup<'_>,
     mut events: Events,
 ) -> StreamOutcome {
+    let mut encoder = setup.encoder.take();
     let mut outcome = StreamOutcome {
+        encoder: None,
         status: setup.head.status,
         next: Next::Close,
         usage: Usage::default(),
@@ -234,6 +242,15 @@ pub async fn relay<S: Transport>(
             }
             last_at = now;
         }
+        if let (Some(enc), true) = (encoder.as_mut(), !pending.is_empty() || ended) {
+            let plain = std::mem::take(&mut pending);
+            if let Err(e) = enc.encode(&plain, ended, &mut pending).await {
+                crate::log::warn(format_args!("compressing a stream failed: {e}"));
+                outcome.error.get_or_insert("compression_failed");
+                outcome.encoder = encoder;
+                return finish(outcome, st, first_at, last_at, ctx, Next::Close);
+            }
+        }
         if !pending.is_empty() || ended {
             out.clear();
             match framing {
@@ -252,11 +269,13 @@ pub async fn relay<S: Transport>(
             out = o;
             if r.is_err() {
                 outcome.error.get_or_insert("client_gone");
+                outcome.encoder = encoder;
                 return finish(outcome, st, first_at, last_at, ctx, Next::Close);
             }
         }
     }
     let next = if close { Next::Close } else { Next::KeepAlive };
+    outcome.encoder = encoder;
     finish(outcome, st, first_at, last_at, ctx, next)
 }
 

@@ -143,6 +143,8 @@ pub struct WorkerMetrics {
     pub access_log_dropped: u64,
     /// Model API business metrics.
     pub llm: crate::model::metrics::LlmMetrics,
+    /// Response compression and request decoding.
+    pub compression: crate::compress::Metrics,
 }
 
 impl WorkerMetrics {
@@ -240,6 +242,7 @@ impl WorkerMetrics {
             self.access_log_dropped as f64,
         );
         self.llm.dump_into(&mut d);
+        self.compression.dump_into(&mut d);
         d
     }
 }
@@ -426,6 +429,15 @@ fn help(family: &str) -> &'static str {
             "Requests refused by a model API policy, by model API, consumer and reason."
         }
         "aigw_config_generation" => "Generation of the configuration in force.",
+        "aigw_compression_bytes_total" => {
+            "Encoded bytes: response bodies sent compressed and request bodies received compressed, by direction, algorithm and backend (qat or software)."
+        }
+        "aigw_compression_identity_bytes_total" => {
+            "The same bodies' uncompressed bytes, by direction, algorithm and backend."
+        }
+        "aigw_compression_fallbacks_total" => {
+            "Bodies that should have gone to QAT and were done in software, by direction and reason."
+        }
         "aigw_config_last_reload_success_timestamp_seconds" => {
             "Unix time of the last successful reload."
         }

@@ -173,8 +173,18 @@ async fn handle<S: Transport>(
     };
     let route = &state.snap.router.routes[ri];
     if let crate::route::Target::ModelApi(api) = route.target {
+        let compression = state.snap.compression.routes[ri].as_deref();
         return crate::model::serve::serve(
-            conn, req, ctx, chain, api, state, worker, listener, need_body,
+            conn,
+            req,
+            ctx,
+            chain,
+            api,
+            state,
+            worker,
+            listener,
+            need_body,
+            compression,
         )
         .await;
     }
@@ -204,11 +214,20 @@ async fn handle<S: Transport>(
             return (499, Next::Close);
         }
         let mut body = BodyIn::new(req.framing, limit, listener.limits.max_header_bytes);
-        let mut data = match body.read_all(conn, listener.timeouts.body_read.get()).await {
+        let data = match body.read_all(conn, listener.timeouts.body_read.get()).await {
             Ok(d) => d,
             Err(e) => return respond_error(conn, req, ctx, chain, e).await,
         };
         req.framing = Framing::Empty;
+        // Policies read the identity body, and the upstream gets what they read.
+        let settings = &state.snap.compression;
+        let mut data =
+            match crate::compress::request::decode(settings, worker, &mut req.head, data, limit)
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => return respond_error(conn, req, ctx, chain, e).await,
+            };
         if let Some(r) = chain.request_body(ctx, &mut req.head, &mut data) {
             return respond_local(conn, req, ctx, chain, r, true).await;
         }
@@ -224,6 +243,7 @@ async fn handle<S: Transport>(
         listener,
         max_body,
         buffered,
+        compression: state.snap.compression.routes[ri].as_deref(),
     };
     match forward(conn, ctx, job).await {
         Ok(done) => done,

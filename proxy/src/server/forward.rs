@@ -79,6 +79,8 @@ pub(super) struct Job<'a> {
     pub max_body: u64,
     /// The whole body, when a plugin had it read first.
     pub buffered: Option<Vec<u8>>,
+    /// The route's response compression, if any.
+    pub compression: Option<&'a crate::compress::Policy>,
 }
 
 /// Proxies the request. `Err` means nothing was sent to the client yet (the caller answers
@@ -97,6 +99,7 @@ pub(super) async fn forward<S: Transport>(
         listener,
         max_body,
         buffered,
+        compression,
     } = job;
     let crate::route::Target::Service(si) = route.target else {
         return Err(ProxyError::internal("route has no service"));
@@ -166,6 +169,7 @@ pub(super) async fn forward<S: Transport>(
         body_timeout,
     )
     .await?;
+    let comp = (compression, &state.snap.compression.qat);
     relay(
         conn,
         ctx,
@@ -174,6 +178,7 @@ pub(super) async fn forward<S: Transport>(
         worker,
         &service.spec.config,
         answered,
+        comp,
     )
     .await
 }
@@ -504,8 +509,9 @@ async fn read_head<S: Transport>(
     }
 }
 
-/// Sends the response head and body to the client; pools the upstream connection when the
-/// exchange ended cleanly.
+/// Sends the response head and body to the client, compressed if `comp`'s policy says so;
+/// pools the upstream connection when the exchange ended cleanly.
+#[allow(clippy::too_many_arguments)]
 async fn relay<S: Transport>(
     conn: &mut BufConn<S>,
     ctx: &mut RequestCtx,
@@ -514,6 +520,7 @@ async fn relay<S: Transport>(
     worker: &Worker,
     cfg: &aigw_config::Service,
     answered: Answered,
+    comp: (Option<&crate::compress::Policy>, &crate::compress::QatSpec),
 ) -> Result<(u16, Next), ProxyError> {
     let Answered {
         mut up,
@@ -557,7 +564,10 @@ async fn relay<S: Transport>(
             if close { Next::Close } else { Next::KeepAlive },
         ));
     }
-    let transform = chain.wants_response_body();
+    // After the response-header phase: compression is the last transformation.
+    let mut encoder =
+        crate::compress::response::plan(comp.0, comp.1, &req.head, &mut head, up_framing);
+    let transform = chain.wants_response_body() || encoder.is_some();
     let http11 = req.head.version == Version::Http11;
     let client_framing = match up_framing {
         Framing::Empty => ClientFraming::None {
@@ -600,10 +610,14 @@ async fn relay<S: Transport>(
                 chain,
                 ctx,
                 idle,
+                encoder.as_mut(),
             )
             .await
         }
     };
+    if let Some(e) = &encoder {
+        e.record(&mut worker.metrics.borrow_mut());
+    }
     let status = head.status;
     match result {
         Ok(complete) => {
@@ -688,8 +702,9 @@ async fn relay_length<S: Transport>(
 }
 
 /// Every other case: the body is decoded (chunked, length or until-close), passed through the
-/// response-body plugins if any, and re-framed for the client. Each upstream read is flushed
-/// to the client at once, so server-sent events are never held back.
+/// response-body plugins if any, compressed if `encoder` is given, and re-framed for the
+/// client. Each upstream read is flushed to the client at once (compressed streams of unknown
+/// length too: the encoder flushes per read), so server-sent events are never held back.
 #[allow(clippy::too_many_arguments)]
 async fn relay_decoded<S: Transport>(
     conn: &mut BufConn<S>,
@@ -700,30 +715,56 @@ async fn relay_decoded<S: Transport>(
     chain: &Chain,
     ctx: &mut RequestCtx,
     idle: Duration,
+    mut encoder: Option<&mut crate::compress::response::ResponseEncoder>,
 ) -> Result<bool, RelayError> {
     let transform = chain.wants_response_body();
     let mut body = BodyDecoder::new(up_framing, MAX_RESPONSE_HEAD);
-    let emit = |out: &mut Vec<u8>, data: &[u8], ctx: &mut RequestCtx, end: bool| {
+    let emit = |out: &mut Vec<u8>, data: &[u8], ctx: &mut RequestCtx, end: bool, f| {
         if transform {
             let mut piece = data.to_vec();
             chain.response_body(ctx, &mut piece, end);
-            frame(out, &piece, client);
+            frame(out, &piece, f);
         } else {
-            frame(out, data, client);
+            frame(out, data, f);
         }
     };
+    // With an encoder, one read's identity bytes gather in `plain`, then go through it.
+    let (mut plain, mut packed) = (Vec::new(), Vec::new());
     let mut upstream_eof = false;
     loop {
-        body.decode_buffered(up, |data| emit(&mut out, data, ctx, false))
-            .map_err(RelayError::Upstream)?;
+        if encoder.is_some() {
+            body.decode_buffered(up, |d| {
+                emit(&mut plain, d, ctx, false, ClientFraming::Close)
+            })
+        } else {
+            body.decode_buffered(up, |d| emit(&mut out, d, ctx, false, client))
+        }
+        .map_err(RelayError::Upstream)?;
         let ended = body.is_done();
-        if ended {
-            if transform {
-                emit(&mut out, &[], ctx, true);
+        if ended && transform {
+            match encoder {
+                Some(_) => emit(&mut plain, &[], ctx, true, ClientFraming::Close),
+                None => emit(&mut out, &[], ctx, true, client),
             }
-            if client == ClientFraming::Chunked {
-                encode_end(&mut out, body.trailers());
+        }
+        if let Some(enc) = encoder.as_deref_mut() {
+            if !plain.is_empty() || ended {
+                packed.clear();
+                enc.encode(&plain, ended, &mut packed).await.map_err(|e| {
+                    // Output already went out: the client connection ends, as on an
+                    // upstream failure mid-body.
+                    crate::log::warn(format_args!(
+                        "request {}: compressing the response failed mid-body ({e})",
+                        ctx.request_id
+                    ));
+                    RelayError::Client
+                })?;
+                plain.clear();
+                frame(&mut out, &packed, client);
             }
+        }
+        if ended && client == ClientFraming::Chunked {
+            encode_end(&mut out, body.trailers());
         }
         if !out.is_empty() {
             let (r, o) = conn.send_vec(out).await;
