@@ -9,6 +9,7 @@
 
 mod model_apis;
 mod plugins;
+pub(crate) mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -228,6 +229,9 @@ fn check_listeners(cx: &mut Ctx, config: &Config) {
         if l.limits.max_uri_bytes == 0 {
             cx.err(format!("{p}.limits.max_uri_bytes"), "must be at least 1");
         }
+        if let Some(tls) = &l.tls {
+            tls::check_listener(cx, &format!("{p}.tls"), tls);
+        }
     }
     match parse_socket_addr(&config.admin.address) {
         Err(why) => cx.err("admin.address", why),
@@ -424,6 +428,7 @@ fn check_services(cx: &mut Ctx, services: &[Service]) {
 /// `tls:` of a service or provider: a well-formed server name, and a CA file that can be read
 /// and holds at least one PEM certificate (its path in the message).
 fn check_tls(cx: &mut Ctx, p: &str, tls: &UpstreamTls) {
+    tls::check_client_identity(cx, p, tls);
     if let Some(sni) = &tls.sni {
         if rustls_pki_types::ServerName::try_from(sni.as_str()).is_err() {
             cx.err(
