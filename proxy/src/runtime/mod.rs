@@ -108,7 +108,7 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
         last_error: Mutex::new(None),
     });
     let mut control = Control {
-        file_digest: config_digest(&source),
+        file_digest: config_digest(&source, &snap),
         source,
         workers: Vec::new(),
         next_resolve: Instant::now() + resolve_interval(&snap),
@@ -192,10 +192,10 @@ impl Control {
 
     /// Once a second: reload if the file changed, re-resolve names when due.
     fn tick(&mut self) {
-        let digest = config_digest(&self.source);
+        let digest = config_digest(&self.source, &self.snap);
         if digest.is_some() && digest != self.file_digest {
             self.file_digest = digest;
-            let _ = self.reload("config file changed");
+            let _ = self.reload("config or TLS file changed");
         }
         if Instant::now() >= self.next_resolve {
             self.next_resolve = Instant::now() + resolve_interval(&self.snap);
@@ -213,8 +213,9 @@ impl Control {
 
     /// Loads, validates and applies the config; on any error the old one keeps serving.
     fn reload(&mut self, why: &str) -> Result<u64, String> {
-        self.file_digest = config_digest(&self.source);
         let result = self.try_reload();
+        // After the reload: the digest covers the TLS files the (new) config names.
+        self.file_digest = config_digest(&self.source, &self.snap);
         match &result {
             Ok(g) => {
                 self.status.reloads_ok.fetch_add(1, Ordering::Relaxed);
@@ -373,10 +374,12 @@ fn resolve_interval(snap: &Snapshot) -> Duration {
         .max(Duration::from_secs(1))
 }
 
-/// A hash of the config file's bytes. Content, not mtime and size: two writes within one
-/// timestamp tick that keep the size (one digit changed) leave those alone, and a touched file
-/// that did not change is not a reload. Reading a config file once a second is cheap.
-fn config_digest(source: &ConfigSource) -> Option<u64> {
+/// A hash of the config file's bytes and of every TLS file the config in force names
+/// (certificates, keys, CAs), so a renewed certificate is picked up like a config change.
+/// Content, not mtime and size: two writes within one timestamp tick that keep the size (one
+/// digit changed) leave those alone, and a touched file that did not change is not a reload.
+/// Reading these files once a second is cheap.
+fn config_digest(source: &ConfigSource, snap: &Snapshot) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let ConfigSource::File(p) = source else {
         return None;
@@ -384,6 +387,10 @@ fn config_digest(source: &ConfigSource) -> Option<u64> {
     let bytes = std::fs::read(p).ok()?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
+    for file in snap.tls_files() {
+        // A file that cannot be read hashes as absent: its return is a change too.
+        std::fs::read(&file).ok().hash(&mut h);
+    }
     Some(h.finish())
 }
 

@@ -9,13 +9,12 @@ pub(crate) mod body;
 pub(crate) mod exchange;
 pub(crate) mod forward;
 pub mod respond;
+pub mod tls;
 mod tunnel;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-
-use monoio::net::TcpStream;
 
 use crate::http::io::{BufConn, Filled, Transport};
 use crate::runtime::signal::Signal;
@@ -35,8 +34,14 @@ pub enum Next {
     Upgrade(Box<BufConn<UpstreamConn>>),
 }
 
-/// Serves a client connection until it closes, idles out, or the worker drains.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worker: Rc<Worker>) {
+/// Serves HTTP/1.1 on a client connection (TCP, or TLS after its handshake) until it
+/// closes, idles out, or the worker drains.
+pub async fn serve<S: Transport>(
+    stream: S,
+    peer: SocketAddr,
+    listener: Rc<str>,
+    worker: Rc<Worker>,
+) {
     let mut conn = BufConn::new(stream);
     let (mut seen_in, mut seen_out) = (0u64, 0u64);
     loop {
@@ -78,6 +83,19 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worke
             }
         }
     }
+}
+
+/// The `header_read` timeout of a listener under the current config; `None` once it was
+/// removed.
+fn listener_header_timeout(worker: &Worker, listener: &str) -> Option<Duration> {
+    let state = worker.state();
+    let cfg = state
+        .snap
+        .config
+        .listeners
+        .iter()
+        .find(|l| l.name == listener)?;
+    Some(cfg.timeouts.header_read.get())
 }
 
 /// The idle timeout of a listener under the current config; `None` once it was removed.
