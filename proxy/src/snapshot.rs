@@ -169,6 +169,17 @@ fn compile_listener_tls(
         let alpn = crate::server::tls::alpn_protocols(l);
         let built = aigw_tls::ServerTls::build(&l.name, tls, alpn)
             .map_err(|e| format!("listener `{}`: tls: {e}", l.name))?;
+        if built.offload {
+            crate::log::info(format_args!("listener `{}`: TLS keys on QAT", l.name));
+        } else if tls.key_offload != aigw_config::KeyOffload::Software {
+            let why = aigw_tls::qat::available()
+                .err()
+                .unwrap_or_else(|| "no ECDSA key".into());
+            crate::log::info(format_args!(
+                "listener `{}`: TLS keys in software ({why})",
+                l.name
+            ));
+        }
         out.insert(l.name.clone(), Arc::new(built));
     }
     Ok(out)

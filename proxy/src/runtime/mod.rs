@@ -213,9 +213,15 @@ impl Control {
 
     /// Loads, validates and applies the config; on any error the old one keeps serving.
     fn reload(&mut self, why: &str) -> Result<u64, String> {
-        let result = self.try_reload();
-        // After the reload: the digest covers the TLS files the (new) config names.
+        // Taken before loading, so a file that changes while the reload reads it is seen
+        // at the next tick.
         self.file_digest = config_digest(&self.source, &self.snap);
+        let files = self.snap.tls_files();
+        let result = self.try_reload();
+        if self.snap.tls_files() != files {
+            // The new config names other TLS files: watch those from now on.
+            self.file_digest = config_digest(&self.source, &self.snap);
+        }
         match &result {
             Ok(g) => {
                 self.status.reloads_ok.fetch_add(1, Ordering::Relaxed);

@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod llm_upstream;
 pub mod load;
 pub mod python;
+pub mod tls;
 pub mod upstream;
 
 use std::time::Duration;

@@ -160,7 +160,10 @@ fn open(names: &[String]) -> Result<Library, String> {
         // SAFETY: see `engine`.
         match unsafe { Library::new(name) } {
             Ok(lib) => return Ok(lib),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => {
+                let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+                errors.push(why);
+            }
         }
     }
     Err(errors.join("; "))
