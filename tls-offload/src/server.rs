@@ -261,3 +261,77 @@ pub fn version_label(s: &ServerConnection) -> &'static str {
         _ => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener_tls(dir: &std::path::Path, offload: KeyOffload) -> ListenerTls {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        ListenerTls {
+            certificates: vec![aigw_config::CertKey {
+                cert: c.display().to_string(),
+                key: k.display().to_string(),
+            }],
+            client_auth: None,
+            key_offload: offload,
+        }
+    }
+
+    #[test]
+    fn tls12_and_13_with_aead_suites_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = listener_tls(dir.path(), KeyOffload::Software);
+        let built = ServerTls::build("t", &tls, vec![b"http/1.1".to_vec()]).unwrap();
+        assert!(!built.offload);
+        let cfg = &built.config;
+        assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert!(cfg.ticketer.enabled());
+        assert_eq!(cfg.max_early_data_size, 0, "no 0-RTT");
+        let suites = &cfg.crypto_provider().cipher_suites;
+        let mut versions: Vec<_> = suites.iter().map(|s| s.version().version).collect();
+        versions.dedup();
+        assert!(versions.contains(&rustls::ProtocolVersion::TLSv1_3));
+        assert!(versions.contains(&rustls::ProtocolVersion::TLSv1_2));
+        for s in suites {
+            let name = format!("{:?}", s.suite());
+            assert!(
+                name.contains("GCM") || name.contains("CHACHA20_POLY1305"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn resumption_state_outlives_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = listener_tls(dir.path(), KeyOffload::Software);
+        let a = ServerTls::build("same", &tls, Vec::new()).unwrap();
+        let b = ServerTls::build("same", &tls, Vec::new()).unwrap();
+        let c = ServerTls::build("other", &tls, Vec::new()).unwrap();
+        assert!(Arc::ptr_eq(&a.config.ticketer, &b.config.ticketer));
+        assert!(!Arc::ptr_eq(&a.config.ticketer, &c.config.ticketer));
+        assert!(Arc::ptr_eq(
+            &a.config.session_storage,
+            &b.config.session_storage
+        ));
+    }
+
+    #[test]
+    fn qat_required_without_qat_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = listener_tls(dir.path(), KeyOffload::Qat);
+        if crate::qat::available().is_ok() {
+            return; // a machine with QAT (or the stand-in preloaded): nothing to refuse
+        }
+        let err = ServerTls::build("q", &tls, Vec::new()).unwrap_err();
+        assert!(err.starts_with("key_offload is qat, but "), "{err}");
+    }
+}
