@@ -187,15 +187,7 @@ fn serve(tcp: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: &Mutex<Vec<Seen>>
             }
             head.push_str(&line);
         }
-        let len = head
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; len];
+        let mut body = vec![0; crate::harness::tls::content_length(&head)];
         if tls.read_exact(&mut body).is_err() {
             return;
         }

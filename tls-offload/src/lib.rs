@@ -16,6 +16,7 @@ pub mod server;
 pub mod sni;
 pub mod split;
 pub mod stream;
+pub mod verify;
 
 pub use server::{accept, ServerTls};
 pub use split::{TlsReadHalf, TlsWriteHalf};

@@ -153,9 +153,7 @@ impl<C: Session> TlsWriteHalf<C> {
 
 impl<C: Session> AsyncWriteRent for TlsWriteHalf<C> {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: `read_ptr` is valid for `bytes_init` bytes while `buf` is owned here.
-        let data = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-        let res = self.send(&[data]).await;
+        let res = self.send(&[crate::stream::buf_slice(&buf)]).await;
         (res, buf)
     }
 

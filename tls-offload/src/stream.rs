@@ -392,6 +392,12 @@ impl<C: Session> CancelableAsyncReadRent for TlsStream<C> {
     }
 }
 
+/// The initialized bytes of an owned buffer.
+pub(crate) fn buf_slice<T: IoBuf>(buf: &T) -> &[u8] {
+    // SAFETY: `read_ptr` is valid for `bytes_init` bytes while `buf` is borrowed.
+    unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) }
+}
+
 /// The plaintext slices of an owned buffer.
 pub(crate) fn iovec_slices<T: IoVecBuf>(buf: &T) -> Vec<&[u8]> {
     let iov = buf.read_iovec_ptr();
@@ -407,9 +413,7 @@ pub(crate) fn iovec_slices<T: IoVecBuf>(buf: &T) -> Vec<&[u8]> {
 
 impl<C: Session> AsyncWriteRent for TlsStream<C> {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: `read_ptr` is valid for `bytes_init` bytes while `buf` is owned here.
-        let data = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-        let res = self.send(&[data]).await;
+        let res = self.send(&[buf_slice(&buf)]).await;
         (res, buf)
     }
 

@@ -81,6 +81,8 @@ struct Control {
     status: Arc<ControlStatus>,
     /// Hash of the config file's bytes as last loaded.
     file_digest: Option<u64>,
+    /// Hash of the TLS files (certificates, keys, CAs) the config in force names.
+    tls_digest: u64,
     next_resolve: Instant,
 }
 
@@ -108,7 +110,8 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
         last_error: Mutex::new(None),
     });
     let mut control = Control {
-        file_digest: config_digest(&source, &snap),
+        file_digest: config_digest(&source),
+        tls_digest: tls_digest(&snap),
         source,
         workers: Vec::new(),
         next_resolve: Instant::now() + resolve_interval(&snap),
@@ -192,10 +195,11 @@ impl Control {
 
     /// Once a second: reload if the file changed, re-resolve names when due.
     fn tick(&mut self) {
-        let digest = config_digest(&self.source, &self.snap);
+        let digest = config_digest(&self.source);
         if digest.is_some() && digest != self.file_digest {
-            self.file_digest = digest;
-            let _ = self.reload("config or TLS file changed");
+            let _ = self.reload("config file changed");
+        } else if tls_digest(&self.snap) != self.tls_digest {
+            let _ = self.reload("TLS file changed");
         }
         if Instant::now() >= self.next_resolve {
             self.next_resolve = Instant::now() + resolve_interval(&self.snap);
@@ -215,12 +219,13 @@ impl Control {
     fn reload(&mut self, why: &str) -> Result<u64, String> {
         // Taken before loading, so a file that changes while the reload reads it is seen
         // at the next tick.
-        self.file_digest = config_digest(&self.source, &self.snap);
+        self.file_digest = config_digest(&self.source);
+        self.tls_digest = tls_digest(&self.snap);
         let files = self.snap.tls_files();
         let result = self.try_reload();
         if self.snap.tls_files() != files {
             // The new config names other TLS files: watch those from now on.
-            self.file_digest = config_digest(&self.source, &self.snap);
+            self.tls_digest = tls_digest(&self.snap);
         }
         match &result {
             Ok(g) => {
@@ -380,12 +385,10 @@ fn resolve_interval(snap: &Snapshot) -> Duration {
         .max(Duration::from_secs(1))
 }
 
-/// A hash of the config file's bytes and of every TLS file the config in force names
-/// (certificates, keys, CAs), so a renewed certificate is picked up like a config change.
-/// Content, not mtime and size: two writes within one timestamp tick that keep the size (one
-/// digit changed) leave those alone, and a touched file that did not change is not a reload.
-/// Reading these files once a second is cheap.
-fn config_digest(source: &ConfigSource, snap: &Snapshot) -> Option<u64> {
+/// A hash of the config file's bytes. Content, not mtime and size: two writes within one
+/// timestamp tick that keep the size (one digit changed) leave those alone, and a touched file
+/// that did not change is not a reload. Reading a config file once a second is cheap.
+fn config_digest(source: &ConfigSource) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let ConfigSource::File(p) = source else {
         return None;
@@ -393,11 +396,19 @@ fn config_digest(source: &ConfigSource, snap: &Snapshot) -> Option<u64> {
     let bytes = std::fs::read(p).ok()?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+/// A hash of every TLS file the config in force names (certificates, keys, CAs), so a
+/// renewed certificate is picked up like a config change, by content as above.
+fn tls_digest(snap: &Snapshot) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
     for file in snap.tls_files() {
         // A file that cannot be read hashes as absent: its return is a change too.
         std::fs::read(&file).ok().hash(&mut h);
     }
-    Some(h.finish())
+    h.finish()
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

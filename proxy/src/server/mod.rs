@@ -46,7 +46,7 @@ pub async fn serve<S: Transport>(
     let (mut seen_in, mut seen_out) = (0u64, 0u64);
     loop {
         if conn.buffered().is_empty() {
-            let Some(idle) = listener_idle(&worker, &listener) else {
+            let Some(idle) = listener_timeouts(&worker, &listener).map(|t| t.idle.get()) else {
                 break;
             };
             if !wait_for_request(&mut conn, idle, &worker.drain).await {
@@ -85,9 +85,8 @@ pub async fn serve<S: Transport>(
     }
 }
 
-/// The `header_read` timeout of a listener under the current config; `None` once it was
-/// removed.
-fn listener_header_timeout(worker: &Worker, listener: &str) -> Option<Duration> {
+/// The timeouts of a listener under the current config; `None` once it was removed.
+fn listener_timeouts(worker: &Worker, listener: &str) -> Option<aigw_config::ListenerTimeouts> {
     let state = worker.state();
     let cfg = state
         .snap
@@ -95,19 +94,7 @@ fn listener_header_timeout(worker: &Worker, listener: &str) -> Option<Duration> 
         .listeners
         .iter()
         .find(|l| l.name == listener)?;
-    Some(cfg.timeouts.header_read.get())
-}
-
-/// The idle timeout of a listener under the current config; `None` once it was removed.
-fn listener_idle(worker: &Worker, listener: &str) -> Option<Duration> {
-    let state = worker.state();
-    let cfg = state
-        .snap
-        .config
-        .listeners
-        .iter()
-        .find(|l| l.name == listener)?;
-    Some(cfg.timeouts.idle.get())
+    Some(cfg.timeouts.clone())
 }
 
 /// Waits until the next request's first bytes are buffered. `false`: close the connection

@@ -31,7 +31,8 @@ pub async fn serve(
     worker: Rc<Worker>,
     tls: Arc<ServerTls>,
 ) {
-    let Some(limit) = super::listener_header_timeout(&worker, &listener) else {
+    let Some(limit) = super::listener_timeouts(&worker, &listener).map(|t| t.header_read.get())
+    else {
         return;
     };
     let handshake = monoio::time::timeout(limit, aigw_tls::accept(tcp, &tls)).await;
