@@ -174,7 +174,7 @@ fn compile_listener_tls(
         } else if tls.key_offload != aigw_config::KeyOffload::Software {
             let why = aigw_tls::qat::available()
                 .err()
-                .unwrap_or_else(|| "no ECDSA key".into());
+                .unwrap_or_else(|| "no key QAT can sign with".into());
             crate::log::info(format_args!(
                 "listener `{}`: TLS keys in software ({why})",
                 l.name

@@ -452,40 +452,51 @@ fn upgrade_through_tls(driver: &str) {
 }
 
 /// `key_offload: qat` with the QAT stand-in: handshakes are signed through the QAT API
-/// (the client verifies the signature the stand-in computed), counted as `qat`; when the
-/// "device" fails every call, handshakes still succeed in software and are counted so.
+/// (the client verifies the signature the stand-in computed), counted as `qat`, for ECDSA
+/// P-256 and P-384 and for RSA with PSS (TLS 1.3 and 1.2) and PKCS#1 v1.5 (TLS 1.2); an
+/// Ed25519 key, which QAT cannot sign with, stays in software. When the "device" fails every
+/// call, handshakes still succeed in software and are counted so.
 fn qat_standin_signs_handshakes(driver: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test CA");
-    let ca_path = ca.write(dir.path(), "ca.pem");
-    let p256 = ca.leaf(dir.path(), "p256", &["localhost"], KeyKind::P256);
-    let p384 = ca.leaf(dir.path(), "p384", &["p384.test"], KeyKind::P384);
+    let pki = Pki::new();
+    let (ca, ca_path, dir) = (&pki.ca, &pki.ca_path, pki.dir.path());
+    let p384 = ca.leaf(dir, "p384", &["p384.test"], KeyKind::P384);
+    let rsa = ca.leaf(dir, "rsa", &["rsa.test"], KeyKind::Rsa);
+    let ed = ca.leaf(dir, "ed", &["ed.test"], KeyKind::Ed25519);
     let up = Upstream::named("up");
     let lib = qat_standin().display().to_string();
-    let yaml = config(&[&p256, &p384], "      key_offload: qat\n", &up.endpoint());
+    let yaml = config(
+        &[&pki.leaf, &p384, &rsa, &ed],
+        "      key_offload: qat\n",
+        &up.endpoint(),
+    );
+    let ops = |gw: &Gateway, backend: &str, result: &str| {
+        metrics_value(
+            gw,
+            &format!(r#"aigw_tls_key_ops_total{{backend="{backend}",result="{result}"}}"#),
+        )
+    };
 
     let gw = Gateway::start_with_env(&yaml, driver, &[("AIGW_QAT_LIB", &lib)]);
+    let tls12: &[&str] = &["--tls-max", "1.2"];
     for (name, extra) in [
         ("localhost", &[][..]),
-        ("localhost", &["--tls-max", "1.2"][..]),
+        ("localhost", tls12),
         ("p384.test", &[][..]),
+        ("rsa.test", &[][..]),
+        ("rsa.test", tls12),
     ] {
-        let r = curl_https(&gw, name, "/", &ca_path, extra);
-        assert_eq!(r.resp.status, 200, "{name}: {}", r.stderr);
+        let r = curl_https(&gw, name, "/", ca_path, extra);
+        assert_eq!(r.resp.status, 200, "{name} {extra:?}: {}", r.stderr);
     }
-    let m = gw.metrics();
-    assert_eq!(
-        metric(&m, r#"aigw_tls_key_ops_total{backend="qat",result="ok"}"#),
-        Some(3.0),
-        "{m}"
-    );
-    assert_eq!(
-        metric(
-            &m,
-            r#"aigw_tls_key_ops_total{backend="software",result="ok"}"#
-        ),
-        Some(0.0)
-    );
+    let pkcs1 = ca.client_with_schemes(&[rustls::SignatureScheme::RSA_PKCS1_SHA256]);
+    let mut conn =
+        TlsConn::connect(gw.addr, "rsa.test", pkcs1).expect("PKCS#1 signature through QAT");
+    assert_eq!(conn.get("/").unwrap().0, 200);
+    assert_eq!(ops(&gw, "qat", "ok"), 6.0, "{}", gw.metrics());
+    assert_eq!(ops(&gw, "software", "ok"), 0.0);
+    let r = curl_https(&gw, "ed.test", "/", ca_path, &[]);
+    assert_eq!(r.resp.status, 200, "{}", r.stderr);
+    assert_eq!(ops(&gw, "software", "ok"), 1.0, "Ed25519 signs in software");
     drop(gw);
 
     let gw = Gateway::start_with_env(
@@ -493,24 +504,12 @@ fn qat_standin_signs_handshakes(driver: &str) {
         driver,
         &[("AIGW_QAT_LIB", &lib), ("QAT_STANDIN_FAIL", "1")],
     );
-    let r = curl_https(&gw, "localhost", "/", &ca_path, &[]);
-    assert_eq!(r.resp.status, 200, "{}", r.stderr);
-    let m = gw.metrics();
-    assert_eq!(
-        metric(
-            &m,
-            r#"aigw_tls_key_ops_total{backend="qat",result="error"}"#
-        ),
-        Some(1.0),
-        "{m}"
-    );
-    assert_eq!(
-        metric(
-            &m,
-            r#"aigw_tls_key_ops_total{backend="software",result="ok"}"#
-        ),
-        Some(1.0)
-    );
+    for name in ["localhost", "rsa.test"] {
+        let r = curl_https(&gw, name, "/", ca_path, &[]);
+        assert_eq!(r.resp.status, 200, "{name}: {}", r.stderr);
+    }
+    assert_eq!(ops(&gw, "qat", "error"), 2.0, "{}", gw.metrics());
+    assert_eq!(ops(&gw, "software", "ok"), 2.0);
 }
 
 /// Without a usable QAT, `key_offload: qat` refuses to start with the reason, and `auto`

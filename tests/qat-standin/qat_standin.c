@@ -3,7 +3,7 @@
  * to no hardware. It exports the few qatlib/usdm functions aigw dlopens, with the same C
  * signatures and structure layouts as the public headers (cpa.h, cpa_cy_im.h,
  * cpa_cy_ecdsa.h, icp_sal_user.h, icp_sal_poll.h, qae_mem.h), and does the ECDSA arithmetic
- * in software with OpenSSL's libcrypto, so a handshake signed "on QAT" verifies at the
+ * and RSA arithmetic in software with OpenSSL's libcrypto, so a handshake signed "on QAT" verifies at the
  * client exactly when aigw drove the API correctly.
  *
  * Behaviour for tests, from the environment:
@@ -40,6 +40,26 @@ typedef struct {
     CpaFlatBuffer xg, yg, n, q, a, b, k, m, d;
     int fieldType;
 } CpaCyEcdsaSignRSOpData;
+
+typedef struct {
+    CpaFlatBuffer modulusN, privateExponentD;
+} CpaCyRsaPrivateKeyRep1;
+
+typedef struct {
+    CpaFlatBuffer prime1P, prime2Q, exponent1Dp, exponent2Dq, coefficientQInv;
+} CpaCyRsaPrivateKeyRep2;
+
+typedef struct {
+    int version;
+    int privateKeyRepType;
+    CpaCyRsaPrivateKeyRep1 privateKeyRep1;
+    CpaCyRsaPrivateKeyRep2 privateKeyRep2;
+} CpaCyRsaPrivateKey;
+
+typedef struct {
+    CpaCyRsaPrivateKey *pRecipientPrivateKey;
+    CpaFlatBuffer inputData;
+} CpaCyRsaDecryptOpData;
 
 static int instance_tokens[64];
 
@@ -94,6 +114,14 @@ void qaeMemFreeNUMA(void **p) {
 
 uint64_t qaeVirtToPhysNUMA(void *p) { return (uint64_t)(uintptr_t)p; }
 
+static void slow_down(void) {
+    int delay = env_int("QAT_STANDIN_DELAY_MS", 0);
+    if (delay > 0) {
+        struct timespec ts = { delay / 1000, (long)(delay % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
 static BIGNUM *bn(const CpaFlatBuffer *b) { return BN_bin2bn(b->pData, (int)b->dataLenInBytes, NULL); }
 
 /* r = x(kG) mod n, s = k^-1 (m + r d) mod n, over the curve the caller describes. */
@@ -102,11 +130,7 @@ CpaStatus cpaCyEcdsaSignRS(CpaInstanceHandle h, const void *cb, void *tag,
                            CpaFlatBuffer *r_out, CpaFlatBuffer *s_out) {
     (void)tag;
     if (!h || cb || !op || !ok || !r_out || !s_out || op->fieldType != 1) return CPA_STATUS_INVALID_PARAM;
-    int delay = env_int("QAT_STANDIN_DELAY_MS", 0);
-    if (delay > 0) {
-        struct timespec ts = { delay / 1000, (long)(delay % 1000) * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    slow_down();
     if (env_int("QAT_STANDIN_FAIL", 0)) return CPA_STATUS_FAIL;
     CpaStatus status = CPA_STATUS_FAIL;
     BN_CTX *ctx = BN_CTX_new();
@@ -132,6 +156,42 @@ CpaStatus cpaCyEcdsaSignRS(CpaInstanceHandle h, const void *cb, void *tag,
     EC_POINT_free(g); EC_POINT_free(R); EC_GROUP_free(group);
     BN_free(p); BN_free(a); BN_free(b); BN_free(n); BN_free(gx); BN_free(gy);
     BN_free(k); BN_free(m); BN_free(d); BN_free(x); BN_free(r); BN_free(s); BN_free(kinv); BN_free(t);
+    BN_CTX_free(ctx);
+    return status;
+}
+
+/* The RSA signature primitive: out = in^d mod n, with the CRT quintuple for representation 2
+ * (m1 = c^dP mod p, m2 = c^dQ mod q, h = qInv (m1 - m2) mod p, m = m2 + h q). */
+CpaStatus cpaCyRsaDecrypt(CpaInstanceHandle h, const void *cb, void *tag,
+                          const CpaCyRsaDecryptOpData *op, CpaFlatBuffer *out) {
+    (void)tag;
+    if (!h || cb || !op || !op->pRecipientPrivateKey || !out) return CPA_STATUS_INVALID_PARAM;
+    const CpaCyRsaPrivateKey *key = op->pRecipientPrivateKey;
+    if (key->version != 1 || (key->privateKeyRepType != 1 && key->privateKeyRepType != 2))
+        return CPA_STATUS_INVALID_PARAM;
+    slow_down();
+    if (env_int("QAT_STANDIN_FAIL", 0)) return CPA_STATUS_FAIL;
+    CpaStatus status = CPA_STATUS_FAIL;
+    BN_CTX *ctx = BN_CTX_new();
+    BIGNUM *c = bn(&op->inputData), *m = BN_new();
+    int ok;
+    if (key->privateKeyRepType == 1) {
+        BIGNUM *n = bn(&key->privateKeyRep1.modulusN), *d = bn(&key->privateKeyRep1.privateExponentD);
+        ok = BN_mod_exp(m, c, d, n, ctx);
+        BN_free(n); BN_free(d);
+    } else {
+        const CpaCyRsaPrivateKeyRep2 *r = &key->privateKeyRep2;
+        BIGNUM *p = bn(&r->prime1P), *q = bn(&r->prime2Q), *dp = bn(&r->exponent1Dp);
+        BIGNUM *dq = bn(&r->exponent2Dq), *qinv = bn(&r->coefficientQInv);
+        BIGNUM *m1 = BN_new(), *m2 = BN_new(), *t = BN_new();
+        ok = BN_mod_exp(m1, c, dp, p, ctx) && BN_mod_exp(m2, c, dq, q, ctx)
+            && BN_mod_sub(t, m1, m2, p, ctx) && BN_mod_mul(t, t, qinv, p, ctx)
+            && BN_mul(t, t, q, ctx) && BN_add(m, m2, t);
+        BN_free(p); BN_free(q); BN_free(dp); BN_free(dq); BN_free(qinv);
+        BN_free(m1); BN_free(m2); BN_free(t);
+    }
+    if (ok && BN_bn2binpad(m, out->pData, (int)out->dataLenInBytes) >= 0) status = CPA_STATUS_SUCCESS;
+    BN_free(c); BN_free(m);
     BN_CTX_free(ctx);
     return status;
 }

@@ -70,25 +70,55 @@ pub struct OffloadKey {
     qat: Option<Arc<QatKey>>,
 }
 
-/// An ECDSA private scalar handed to QAT with each operation.
+/// The private key material handed to QAT with each operation.
 #[derive(Debug)]
-pub struct QatKey {
-    curve: Curve,
-    scalar: Vec<u8>,
+enum QatKey {
+    /// An ECDSA private scalar.
+    Ec {
+        curve: Curve,
+        scalar: Vec<u8>,
+    },
+    Rsa(qat::der::RsaParts),
+}
+
+impl QatKey {
+    /// Prepares `der` for QAT: ECDSA P-256/P-384, or RSA of a size QAT takes.
+    fn from_der(der: &PrivateKeyDer<'_>, algorithm: SignatureAlgorithm) -> Option<QatKey> {
+        match algorithm {
+            SignatureAlgorithm::ECDSA => {
+                qat::der::ec_private_scalar(der).map(|(curve, scalar)| QatKey::Ec { curve, scalar })
+            }
+            SignatureAlgorithm::RSA => qat::der::rsa_private_key(der)
+                .filter(|k| qat::rsa_size_supported(k.n.len()))
+                .map(QatKey::Rsa),
+            _ => None,
+        }
+    }
+
+    /// Signs through QAT if this key can make `scheme`; `None` when it cannot.
+    fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> Option<Result<Vec<u8>, String>> {
+        match self {
+            QatKey::Ec { curve, scalar } => {
+                (curve.scheme() == scheme).then(|| qat::ecdsa_sign(*curve, scalar, message))
+            }
+            QatKey::Rsa(parts) => {
+                qat::rsa::supports(scheme).then(|| qat::rsa_sign(parts, scheme, message))
+            }
+        }
+    }
 }
 
 impl OffloadKey {
     /// Loads `der` in software and, when `use_qat`, prepares it for QAT (ECDSA P-256/P-384
-    /// only; other keys stay in software). Returns the key and whether QAT serves it.
+    /// and RSA; Ed25519 stays in software). Returns the key and whether QAT serves it.
     pub fn load(der: &PrivateKeyDer<'_>, use_qat: bool) -> Result<(OffloadKey, bool), String> {
         let provider = rustls::crypto::ring::default_provider();
         let software = provider
             .key_provider
             .load_private_key(der.clone_key())
             .map_err(|e| format!("unsupported private key: {e}"))?;
-        let qat = if use_qat && software.algorithm() == SignatureAlgorithm::ECDSA {
-            qat::der::ec_private_scalar(der)
-                .map(|(curve, scalar)| Arc::new(QatKey { curve, scalar }))
+        let qat = if use_qat {
+            QatKey::from_der(der, software.algorithm()).map(Arc::new)
         } else {
             None
         };
@@ -125,17 +155,15 @@ struct OffloadSigner {
 
 impl Signer for OffloadSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
-        if let Some(key) = &self.qat {
-            if key.curve.scheme() == self.scheme {
-                match qat::ecdsa_sign(key.curve, &key.scalar, message) {
-                    Ok(sig) => {
-                        count(Backend::Qat, true);
-                        return Ok(sig);
-                    }
-                    Err(why) => {
-                        count(Backend::Qat, false);
-                        qat::note_failure(&why);
-                    }
+        if let Some(result) = self.qat.as_ref().and_then(|k| k.sign(self.scheme, message)) {
+            match result {
+                Ok(sig) => {
+                    count(Backend::Qat, true);
+                    return Ok(sig);
+                }
+                Err(why) => {
+                    count(Backend::Qat, false);
+                    qat::note_failure(&why);
                 }
             }
         }

@@ -108,6 +108,30 @@ impl Ca {
         }
     }
 
+    /// A TLS 1.2 client trusting this CA that offers only the signature `schemes` (to make a
+    /// server sign with one of them).
+    pub fn client_with_schemes(
+        &self,
+        schemes: &[rustls::SignatureScheme],
+    ) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(OnlySchemes(inner, schemes.to_vec())))
+            .with_no_client_auth();
+        Arc::new(cfg)
+    }
+
     /// A rustls client config trusting this CA, offering `http/1.1`, with a session cache
     /// (so a second connection with the same config resumes).
     pub fn client(&self, tls12_only: bool) -> Arc<rustls::ClientConfig> {
@@ -246,4 +270,47 @@ pub fn qat_standin() -> &'static Path {
         );
         out
     })
+}
+
+/// A verifier that checks like WebPKI but offers only some signature schemes.
+#[derive(Debug)]
+struct OnlySchemes(
+    Arc<rustls::client::WebPkiServerVerifier>,
+    Vec<rustls::SignatureScheme>,
+);
+
+impl rustls::client::danger::ServerCertVerifier for OnlySchemes {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.0
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.1.clone()
+    }
 }

@@ -93,6 +93,66 @@ fn sec1_scalar(der: &[u8], curve: Option<Curve>) -> Option<(Curve, Vec<u8>)> {
     Some((curve, scalar))
 }
 
+/// The parts of an RSA private key QAT needs, big-endian without leading zeros.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsaParts {
+    pub n: Vec<u8>,
+    pub d: Vec<u8>,
+    pub p: Vec<u8>,
+    pub q: Vec<u8>,
+    pub dp: Vec<u8>,
+    pub dq: Vec<u8>,
+    pub qinv: Vec<u8>,
+}
+
+/// OID 1.2.840.113549.1.1.1 (rsaEncryption), contents only.
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+/// The parts of an RSA private key (PKCS#8 or PKCS#1); `None` for other keys or a
+/// multi-prime key.
+pub fn rsa_private_key(der: &PrivateKeyDer<'_>) -> Option<RsaParts> {
+    let pkcs1 = match der {
+        PrivateKeyDer::Pkcs8(k) => {
+            let (info, _) = expect(k.secret_pkcs8_der(), SEQUENCE)?;
+            let (_, rest) = expect(info, INTEGER)?;
+            let (alg, rest) = expect(rest, SEQUENCE)?;
+            let (oid, _) = expect(alg, OID)?;
+            if oid != OID_RSA {
+                return None;
+            }
+            expect(rest, OCTET_STRING)?.0
+        }
+        PrivateKeyDer::Pkcs1(k) => k.secret_pkcs1_der(),
+        _ => return None,
+    };
+    // RSAPrivateKey ::= SEQUENCE { version, n, e, d, p, q, dP, dQ, qInv, [otherPrimeInfos] }
+    let (seq, _) = expect(pkcs1, SEQUENCE)?;
+    let mut ints = Vec::with_capacity(9);
+    let mut rest = seq;
+    while ints.len() < 9 {
+        let (v, r) = expect(rest, INTEGER)?;
+        let start = v.iter().position(|b| *b != 0).unwrap_or(v.len());
+        ints.push(v[start..].to_vec());
+        rest = r;
+    }
+    if !ints[0].is_empty() {
+        return None; // version 1: multi-prime
+    }
+    let mut it = ints.into_iter().skip(1);
+    let mut next = || it.next().unwrap_or_default();
+    let n = next();
+    let _e = next();
+    Some(RsaParts {
+        n,
+        d: next(),
+        p: next(),
+        q: next(),
+        dp: next(),
+        dq: next(),
+        qinv: next(),
+    })
+}
+
 /// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` from big-endian r and s.
 pub fn ecdsa_signature(r: &[u8], s: &[u8]) -> Vec<u8> {
     let r = integer(r);

@@ -70,3 +70,55 @@ pub type EcdsaSignRS = unsafe extern "C" fn(
 pub type MemAllocNuma = unsafe extern "C" fn(usize, c_int, usize) -> *mut c_void;
 /// `void qaeMemFreeNUMA(void **ptr)` (libusdm).
 pub type MemFreeNuma = unsafe extern "C" fn(*mut *mut c_void);
+
+/// `CPA_CY_RSA_VERSION_TWO_PRIME` of `CpaCyRsaVersion`.
+pub const CPA_CY_RSA_VERSION_TWO_PRIME: c_int = 1;
+/// `CPA_CY_RSA_PRIVATE_KEY_REP_TYPE_2` of `CpaCyRsaPrivateKeyRepType` (the CRT form).
+pub const CPA_CY_RSA_PRIVATE_KEY_REP_TYPE_2: c_int = 2;
+
+/// `CpaCyRsaPrivateKeyRep1`: modulus and private exponent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct CpaCyRsaPrivateKeyRep1 {
+    pub modulus_n: CpaFlatBuffer,
+    pub private_exponent_d: CpaFlatBuffer,
+}
+
+/// `CpaCyRsaPrivateKeyRep2`: the CRT quintuple.
+#[repr(C)]
+#[derive(Debug)]
+pub struct CpaCyRsaPrivateKeyRep2 {
+    pub prime1_p: CpaFlatBuffer,
+    pub prime2_q: CpaFlatBuffer,
+    pub exponent1_dp: CpaFlatBuffer,
+    pub exponent2_dq: CpaFlatBuffer,
+    pub coefficient_q_inv: CpaFlatBuffer,
+}
+
+/// `CpaCyRsaPrivateKey`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct CpaCyRsaPrivateKey {
+    pub version: c_int,
+    pub private_key_rep_type: c_int,
+    pub private_key_rep1: CpaCyRsaPrivateKeyRep1,
+    pub private_key_rep2: CpaCyRsaPrivateKeyRep2,
+}
+
+/// `CpaCyRsaDecryptOpData`: the key and the input (for a signature: the encoded message).
+#[repr(C)]
+#[derive(Debug)]
+pub struct CpaCyRsaDecryptOpData {
+    pub p_recipient_private_key: *mut CpaCyRsaPrivateKey,
+    pub input_data: CpaFlatBuffer,
+}
+
+/// `CpaStatus cpaCyRsaDecrypt(instance, pRsaDecryptCb, pCallbackTag, pDecryptOpData,
+/// pOutputData)`; a null callback makes the call synchronous.
+pub type RsaDecrypt = unsafe extern "C" fn(
+    CpaInstanceHandle,
+    *const c_void,
+    *mut c_void,
+    *const CpaCyRsaDecryptOpData,
+    *mut CpaFlatBuffer,
+) -> CpaStatus;

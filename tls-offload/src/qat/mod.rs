@@ -11,11 +11,14 @@
 //! thread that calls `icp_sal_CyPollInstance` on every instance while any operation is in
 //! flight, and sleeps otherwise.
 //!
-//! Only ECDSA (P-256, P-384) is offloaded: aigw hashes the message, draws the nonce k, and
-//! QAT computes (r, s) with `cpaCyEcdsaSignRS`. RSA and Ed25519 keys stay in software.
+//! Offloaded: ECDSA P-256/P-384 (aigw hashes the message and draws the nonce k; QAT computes
+//! (r, s) with `cpaCyEcdsaSignRS`) and RSA with moduli of 1024 to 4096 bits (aigw encodes the
+//! message, PSS or PKCS#1 v1.5; QAT applies the private key with `cpaCyRsaDecrypt`). Ed25519
+//! has no QAT operation and stays in software.
 
 pub mod der;
 mod ffi;
+pub mod rsa;
 
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -113,6 +116,8 @@ unsafe impl Sync for Instance {}
 /// The loaded library and its started instances.
 struct Engine {
     sign_rs: EcdsaSignRS,
+    /// Absent from a library without RSA: RSA keys then stay in software.
+    rsa_decrypt: Option<RsaDecrypt>,
     mem_alloc: MemAllocNuma,
     mem_free: MemFreeNuma,
     instances: Vec<Instance>,
@@ -248,6 +253,7 @@ impl Engine {
         let poller = spawn_poller(poll, instances.clone(), in_flight.clone())?;
         Ok(Engine {
             sign_rs: engine_fns.0,
+            rsa_decrypt: symbol::<RsaDecrypt>(&libs, "cpaCyRsaDecrypt").ok(),
             mem_alloc: engine_fns.1,
             mem_free: engine_fns.2,
             instances,
@@ -280,6 +286,27 @@ fn spawn_poller(
         })
         .map_err(|e| format!("cannot start the QAT poll thread: {e}"))?;
     Ok(handle.thread().clone())
+}
+
+impl Engine {
+    /// Runs one synchronous operation on the next instance, resubmitting while QAT asks
+    /// for a retry (up to 100 times, 50 µs apart), with the poll thread awake meanwhile.
+    fn submit(&self, mut op: impl FnMut(CpaInstanceHandle) -> CpaStatus) -> CpaStatus {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.instances.len();
+        let instance = self.instances[i];
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.poller.unpark();
+        let mut status = CPA_STATUS_RETRY;
+        for _ in 0..100 {
+            status = op(instance.0);
+            if status != CPA_STATUS_RETRY {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        status
+    }
 }
 
 /// DMA-able memory from the QAT memory driver, freed on drop.
@@ -368,18 +395,13 @@ pub fn ecdsa_sign(curve: Curve, d: &[u8], message: &[u8]) -> Result<Vec<u8>, Str
     };
     let mut r = mem.flat(9 * size, size, None);
     let mut s = mem.flat(10 * size, size, None);
-    let instance =
-        engine.instances[engine.next.fetch_add(1, Ordering::Relaxed) % engine.instances.len()];
-    engine.in_flight.fetch_add(1, Ordering::AcqRel);
-    engine.poller.unpark();
     let mut valid: CpaBoolean = 0;
-    let mut status = CPA_STATUS_RETRY;
-    for _ in 0..100 {
+    let status = engine.submit(|instance| {
         // SAFETY: synchronous call (null callback) with operation data and output buffers
         // that live in `mem` until after it returns.
-        status = unsafe {
+        unsafe {
             (engine.sign_rs)(
-                instance.0,
+                instance,
                 std::ptr::null(),
                 std::ptr::null_mut(),
                 &op,
@@ -387,13 +409,8 @@ pub fn ecdsa_sign(curve: Curve, d: &[u8], message: &[u8]) -> Result<Vec<u8>, Str
                 &mut r,
                 &mut s,
             )
-        };
-        if status != CPA_STATUS_RETRY {
-            break;
         }
-        std::thread::sleep(Duration::from_micros(50));
-    }
-    engine.in_flight.fetch_sub(1, Ordering::AcqRel);
+    });
     if status != CPA_STATUS_SUCCESS {
         return Err(format!("cpaCyEcdsaSignRS failed (status {status})"));
     }
@@ -405,4 +422,73 @@ pub fn ecdsa_sign(curve: Curve, d: &[u8], message: &[u8]) -> Result<Vec<u8>, Str
         return Err("cpaCyEcdsaSignRS returned a zero r or s".into());
     }
     Ok(der::ecdsa_signature(&r, &s))
+}
+
+/// Whether QAT can take an RSA key whose modulus is `k` bytes (the sizes the API permits,
+/// 1024 bits and up).
+pub fn rsa_size_supported(k: usize) -> bool {
+    matches!(k, 128 | 192 | 256 | 384 | 512)
+}
+
+/// Signs `message` with `key` under the RSA `scheme` (PSS or PKCS#1 v1.5 with SHA-256/384/
+/// 512): returns the signature TLS expects. Blocks the calling thread until QAT answers.
+pub fn rsa_sign(
+    key: &der::RsaParts,
+    scheme: SignatureScheme,
+    message: &[u8],
+) -> Result<Vec<u8>, String> {
+    let engine = engine()?;
+    let decrypt = engine
+        .rsa_decrypt
+        .ok_or("the QAT library has no cpaCyRsaDecrypt")?;
+    let k = key.n.len();
+    let half = k / 2;
+    let parts = [&key.p, &key.q, &key.dp, &key.dq, &key.qinv];
+    if !rsa_size_supported(k) || parts.iter().any(|v| v.len() > half) {
+        return Err(format!("an RSA key of {k} bytes is not one QAT takes"));
+    }
+    let mod_bits = k * 8 - key.n[0].leading_zeros() as usize;
+    let em = rsa::encode(scheme, message, k, mod_bits)?;
+    let mut mem = DmaBuf::new(engine, 4 * k + 5 * half)?;
+    let mut private = CpaCyRsaPrivateKey {
+        version: CPA_CY_RSA_VERSION_TWO_PRIME,
+        private_key_rep_type: CPA_CY_RSA_PRIVATE_KEY_REP_TYPE_2,
+        private_key_rep1: CpaCyRsaPrivateKeyRep1 {
+            modulus_n: mem.flat(0, k, Some(&key.n)),
+            private_exponent_d: mem.flat(k, k, Some(&key.d)),
+        },
+        private_key_rep2: CpaCyRsaPrivateKeyRep2 {
+            prime1_p: mem.flat(2 * k, half, Some(&key.p)),
+            prime2_q: mem.flat(2 * k + half, half, Some(&key.q)),
+            exponent1_dp: mem.flat(2 * k + 2 * half, half, Some(&key.dp)),
+            exponent2_dq: mem.flat(2 * k + 3 * half, half, Some(&key.dq)),
+            coefficient_q_inv: mem.flat(2 * k + 4 * half, half, Some(&key.qinv)),
+        },
+    };
+    let op = CpaCyRsaDecryptOpData {
+        p_recipient_private_key: &mut private,
+        input_data: mem.flat(2 * k + 5 * half, k, Some(&em)),
+    };
+    let mut out = mem.flat(3 * k + 5 * half, k, None);
+    let status = engine.submit(|instance| {
+        // SAFETY: synchronous call (null callback); the key, input and output live in `mem`
+        // and on this stack frame until after it returns.
+        unsafe {
+            decrypt(
+                instance,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                &op,
+                &mut out,
+            )
+        }
+    });
+    if status != CPA_STATUS_SUCCESS {
+        return Err(format!("cpaCyRsaDecrypt failed (status {status})"));
+    }
+    let sig = mem.read(&out);
+    if sig.iter().all(|b| *b == 0) {
+        return Err("cpaCyRsaDecrypt returned zero".into());
+    }
+    Ok(sig)
 }
