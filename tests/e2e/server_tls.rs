@@ -512,6 +512,44 @@ fn qat_standin_signs_handshakes(driver: &str) {
     assert_eq!(ops(&gw, "software", "ok"), 2.0);
 }
 
+/// A signature that takes QAT 4 seconds does not hold up the worker: on a one-worker
+/// gateway, a plain request made while that handshake waits is answered before it ends.
+fn slow_offload_does_not_block_the_worker(driver: &str) {
+    let pki = Pki::new();
+    let up = Upstream::named("up");
+    let lib = qat_standin().display().to_string();
+    let yaml = format!(
+        "instance:\n  workers: 1\nadmin:\n  address: 127.0.0.1:0\nlisteners:\n  - name: plain\n    address: 127.0.0.1:0\n  - name: tls\n    address: 127.0.0.1:0\n    tls:\n      certificates: [{{ cert: \"{}\", key: \"{}\" }}]\n      key_offload: qat\nservices:\n  - name: backend\n    endpoints: [\"{}\"]\nroutes:\n  - name: all\n    match: {{ path_prefix: \"/\" }}\n    service: backend\n",
+        pki.leaf.cert.display(),
+        pki.leaf.key.display(),
+        up.endpoint()
+    );
+    let gw = Gateway::start_with_env(
+        &yaml,
+        driver,
+        &[("AIGW_QAT_LIB", &lib), ("QAT_STANDIN_DELAY_MS", "4000")],
+    );
+    let (plain, tls) = (gw.listeners["plain"], gw.listeners["tls"]);
+    let done = Arc::new(AtomicBool::new(false));
+    let (d, cfg) = (done.clone(), pki.ca.client(false));
+    let slow = std::thread::spawn(move || {
+        let mut c = TlsConn::connect(tls, "localhost", cfg).expect("slow handshake");
+        d.store(true, Ordering::SeqCst);
+        c.get("/slow").unwrap().0
+    });
+    // Wait until the signature is under way (the stand-in holds it for 4 s).
+    while metric(&gw.metrics(), r#"aigw_active_connections{listener="tls"}"#).unwrap_or(0.0) < 1.0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = get(plain, "/fast", &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "the plain request waited for the slow handshake"
+    );
+    assert_eq!(slow.join().unwrap(), 200);
+}
+
 /// Without a usable QAT, `key_offload: qat` refuses to start with the reason, and `auto`
 /// serves in software.
 fn qat_missing(driver: &str) {
@@ -607,6 +645,7 @@ both_drivers!(
     certificate_reload_under_load,
     upgrade_through_tls,
     qat_standin_signs_handshakes,
+    slow_offload_does_not_block_the_worker,
     qat_missing,
     bad_tls_config_is_refused,
 );
