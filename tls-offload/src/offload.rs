@@ -12,9 +12,10 @@ use std::sync::OnceLock;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-static POOL: OnceLock<crossbeam_channel::Sender<Job>> = OnceLock::new();
+/// `None` when not a single thread could be started.
+static POOL: OnceLock<Option<crossbeam_channel::Sender<Job>>> = OnceLock::new();
 
-fn pool() -> &'static crossbeam_channel::Sender<Job> {
+fn pool() -> Option<&'static crossbeam_channel::Sender<Job>> {
     POOL.get_or_init(|| {
         let threads = std::env::var("AIGW_TLS_OFFLOAD_THREADS")
             .ok()
@@ -22,6 +23,7 @@ fn pool() -> &'static crossbeam_channel::Sender<Job> {
             .filter(|n| *n > 0)
             .unwrap_or(16);
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let mut started = 0;
         for i in 0..threads {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
@@ -31,13 +33,11 @@ fn pool() -> &'static crossbeam_channel::Sender<Job> {
                         job();
                     }
                 });
-            if spawned.is_err() && i == 0 {
-                // Not even one thread: jobs would wait forever; run them in place instead.
-                break;
-            }
+            started += usize::from(spawned.is_ok());
         }
-        tx
+        (started > 0).then_some(tx)
     })
+    .as_ref()
 }
 
 /// Runs `f` on the offload pool and waits for its result without blocking this thread.
@@ -47,6 +47,7 @@ pub async fn run<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> i
         let _ = tx.send_blocking(f());
     });
     pool()
+        .ok_or_else(|| io::Error::other("no TLS offload thread could be started"))?
         .send(job)
         .map_err(|_| io::Error::other("the TLS offload pool has stopped"))?;
     rx.recv()
