@@ -101,27 +101,7 @@ impl ServerTls {
             }
         };
         let mut contents = Vec::new();
-        let mut certs = Vec::new();
-        let mut offload = false;
-        for (i, ck) in tls.certificates.iter().enumerate() {
-            let at = |e: String| format!("certificates[{i}]: {e}");
-            let chain = aigw_config::read_cert_chain(&ck.cert).map_err(at)?;
-            let der = aigw_config::read_private_key(&ck.key).map_err(at)?;
-            let (key, on_qat) =
-                OffloadKey::load(&der, use_qat).map_err(|e| at(format!("`{}`: {e}", ck.key)))?;
-            offload |= on_qat;
-            let certified = CertifiedKey::new(chain.clone(), Arc::new(key));
-            certified.keys_match().map_err(|e| {
-                at(format!(
-                    "the key `{}` does not belong to the certificate `{}`: {e}",
-                    ck.key, ck.cert
-                ))
-            })?;
-            let names = dns_names(&chain[0]).map_err(|e| at(format!("`{}`: {e}", ck.cert)))?;
-            contents.push(std::fs::read(&ck.cert).unwrap_or_default());
-            contents.push(std::fs::read(&ck.key).unwrap_or_default());
-            certs.push((Arc::new(certified), names));
-        }
+        let (certs, offload) = load_certificates(tls, use_qat, &mut contents)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -129,27 +109,7 @@ impl ServerTls {
         let builder = match &tls.client_auth {
             None => builder.with_no_client_auth(),
             Some(auth) => {
-                let ca =
-                    aigw_config::read_ca_file(&auth.ca).map_err(|e| format!("client_auth: {e}"))?;
-                contents.push(std::fs::read(&auth.ca).unwrap_or_default());
-                let mut roots = RootCertStore::empty();
-                for (i, c) in ca.into_iter().enumerate() {
-                    roots.add(c).map_err(|e| {
-                        format!(
-                            "client_auth: CA file `{}`: certificate {} is not usable: {e}",
-                            auth.ca,
-                            i + 1
-                        )
-                    })?;
-                }
-                let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-                let v = if auth.required {
-                    v
-                } else {
-                    v.allow_unauthenticated()
-                };
-                builder
-                    .with_client_cert_verifier(v.build().map_err(|e| format!("client_auth: {e}"))?)
+                builder.with_client_cert_verifier(client_verifier(auth, provider, &mut contents)?)
             }
         };
         let mut config = builder.with_cert_resolver(Arc::new(SniResolver::new(certs)));
@@ -163,6 +123,69 @@ impl ServerTls {
             source: (tls.clone(), contents),
         })
     }
+}
+
+/// A certified key and the DNS names it answers for.
+type NamedKey = (Arc<CertifiedKey>, Vec<String>);
+
+/// Reads every `{ cert, key }`, checks each key against its certificate, and prepares keys
+/// for QAT when `use_qat`. Returns the keys with their names and whether any is on QAT; the
+/// files' bytes are appended to `contents`.
+fn load_certificates(
+    tls: &ListenerTls,
+    use_qat: bool,
+    contents: &mut Vec<Vec<u8>>,
+) -> Result<(Vec<NamedKey>, bool), String> {
+    let mut certs = Vec::new();
+    let mut offload = false;
+    for (i, ck) in tls.certificates.iter().enumerate() {
+        let at = |e: String| format!("certificates[{i}]: {e}");
+        let chain = aigw_config::read_cert_chain(&ck.cert).map_err(at)?;
+        let der = aigw_config::read_private_key(&ck.key).map_err(at)?;
+        let (key, on_qat) =
+            OffloadKey::load(&der, use_qat).map_err(|e| at(format!("`{}`: {e}", ck.key)))?;
+        offload |= on_qat;
+        let certified = CertifiedKey::new(chain.clone(), Arc::new(key));
+        certified.keys_match().map_err(|e| {
+            at(format!(
+                "the key `{}` does not belong to the certificate `{}`: {e}",
+                ck.key, ck.cert
+            ))
+        })?;
+        let names = dns_names(&chain[0]).map_err(|e| at(format!("`{}`: {e}", ck.cert)))?;
+        contents.push(std::fs::read(&ck.cert).unwrap_or_default());
+        contents.push(std::fs::read(&ck.key).unwrap_or_default());
+        certs.push((Arc::new(certified), names));
+    }
+    Ok((certs, offload))
+}
+
+/// The verifier of `client_auth`: certificates issued by the CA file, required or not. The
+/// file's bytes are appended to `contents`.
+fn client_verifier(
+    auth: &aigw_config::ClientAuth,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    contents: &mut Vec<Vec<u8>>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let ca = aigw_config::read_ca_file(&auth.ca).map_err(|e| format!("client_auth: {e}"))?;
+    contents.push(std::fs::read(&auth.ca).unwrap_or_default());
+    let mut roots = RootCertStore::empty();
+    for (i, c) in ca.into_iter().enumerate() {
+        roots.add(c).map_err(|e| {
+            format!(
+                "client_auth: CA file `{}`: certificate {} is not usable: {e}",
+                auth.ca,
+                i + 1
+            )
+        })?;
+    }
+    let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let v = if auth.required {
+        v
+    } else {
+        v.allow_unauthenticated()
+    };
+    v.build().map_err(|e| format!("client_auth: {e}"))
 }
 
 /// Runs the server side of a handshake over `tcp`. Errors carrying a [`TlsError`] are
