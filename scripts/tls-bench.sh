@@ -10,6 +10,9 @@
 # keepalive: HTTPS requests per second over C keep-alive connections (wrk), each proxy in
 #   front of the same backend (nginx `return 200`).
 # Both servers run one worker pinned to CPU 0; the backend and the load generators share CPU 1.
+# Besides throughput, each run reports the server's CPU time per operation (from
+# /proc/PID/stat of aigw and of nginx's worker): on two cores the load generators cannot
+# saturate the server's core, so CPU per operation is the server-side cost compared.
 # Needs: nginx, wrk, openssl, python3, taskset; builds the example with cargo.
 set -euo pipefail
 
@@ -80,28 +83,43 @@ routes:
 EOF
 
 taskset -c 1 "$NGINX" -c "$work/backend.conf" & pids+=($!)
-taskset -c 0 "$NGINX" -c "$work/proxy.conf" & pids+=($!)
-AIGW_LOG=warn taskset -c 0 "$bin" run -c "$work/aigw.yaml" >"$work/aigw.log" 2>&1 & pids+=($!)
+taskset -c 0 "$NGINX" -c "$work/proxy.conf" & pids+=($!); nginx_master=$!
+AIGW_LOG=warn taskset -c 0 "$bin" run -c "$work/aigw.yaml" >"$work/aigw.log" 2>&1 & pids+=($!); aigw_pid=$!
 wait_port "$be"; wait_port "$np"; wait_port "$ap" || { cat "$work/aigw.log" >&2; exit 1; }
 for p in $np $ap; do
   code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$p/")
   [[ $code == 200 ]] || { echo "port $p answered $code, not 200" >&2; cat "$work/aigw.log" >&2; exit 1; }
 done
 
-handshakes() { taskset -c 1 "$hs" "127.0.0.1:$1" "$seconds" "$threads" | awk '{print $1}'; }
+nginx_worker=$(ps -o pid= --ppid "$nginx_master" | head -1 | tr -d ' ')
+tick=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# Each prints "RATE MICROSECONDS_OF_SERVER_CPU_PER_OPERATION"; $2 is the server's pid.
+measure() { # $1: rate, $2: pid, $3: CPU ticks before
+  python3 -c "r=float('$1' or 0); c=($(cpu_ticks "$2")-$3)/$tick; print(r, round(c/(r*$seconds)*1e6,2) if r else 0)"
+}
+handshakes() {
+  local before rate; before=$(cpu_ticks "$2")
+  rate=$(taskset -c 1 "$hs" "127.0.0.1:$1" "$seconds" "$threads" | awk '{print $1}')
+  measure "$rate" "$2" "$before"
+}
 keepalive() {
-  local out; out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${seconds}s" "https://127.0.0.1:$1/" 2>&1)
-  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then echo 0; else awk '/Requests\/sec/ {print $2}' <<<"$out"; fi
+  local before out rate; before=$(cpu_ticks "$2")
+  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${seconds}s" "https://127.0.0.1:$1/" 2>&1)
+  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then rate=0; else rate=$(awk '/Requests\/sec/ {print $2}' <<<"$out"); fi
+  measure "$rate" "$2" "$before"
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { python3 -c "print(f'{$1/$2:.3f}' if $2 else 0)"; }
 
-hr=(); kr=()
+hr=(); kr=(); hc=(); kc=()
 for i in $(seq "$rounds"); do
-  a=$(handshakes "$ap"); n=$(handshakes "$np"); r=$(ratio "$a" "$n"); hr+=("$r")
-  echo "round $i handshakes: aigw $a/s, nginx $n/s, ratio $r"
-  a=$(keepalive "$ap"); n=$(keepalive "$np"); r=$(ratio "$a" "$n"); kr+=("$r")
-  echo "round $i keep-alive: aigw $a req/s, nginx $n req/s, ratio $r"
+  read -r a ac < <(handshakes "$ap" "$aigw_pid"); read -r n nc < <(handshakes "$np" "$nginx_worker")
+  r=$(ratio "$a" "$n"); c=$(ratio "$nc" "$ac"); hr+=("$r"); hc+=("$c")
+  echo "round $i handshakes: aigw $a/s ($ac us CPU each), nginx $n/s ($nc us), rate ratio $r, CPU-per-handshake ratio nginx/aigw $c"
+  read -r a ac < <(keepalive "$ap" "$aigw_pid"); read -r n nc < <(keepalive "$np" "$nginx_worker")
+  r=$(ratio "$a" "$n"); c=$(ratio "$nc" "$ac"); kr+=("$r"); kc+=("$c")
+  echo "round $i keep-alive: aigw $a req/s ($ac us CPU each), nginx $n req/s ($nc us), rate ratio $r, CPU-per-request ratio nginx/aigw $c"
 done
-echo "new TLS 1.3 handshakes/s (ECDSA P-256) aigw/nginx median ratio: $(median "${hr[@]}")"
-echo "HTTPS keep-alive req/s aigw/nginx median ratio: $(median "${kr[@]}")"
+echo "new TLS 1.3 handshakes/s (ECDSA P-256) aigw/nginx median ratio: $(median "${hr[@]}"); server CPU per handshake nginx/aigw median: $(median "${hc[@]}")"
+echo "HTTPS keep-alive req/s aigw/nginx median ratio: $(median "${kr[@]}"); server CPU per request nginx/aigw median: $(median "${kc[@]}")"
