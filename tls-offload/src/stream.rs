@@ -232,7 +232,8 @@ impl<C: Session> TlsStream<C> {
                 Ok(n)
             }
             Err(e) => {
-                self.rbuf.clear();
+                // A cancelled idle read ends here: an idle connection keeps no buffer.
+                give_buffer(std::mem::take(&mut self.rbuf));
                 Err(e)
             }
         }
