@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""Usage: scripts/idle-conns.py PORT GATEWAY_PID N
+"""Usage: scripts/idle-conns.py PORT GATEWAY_PID N [tls]
 
-Opens N keep-alive connections to a gateway, makes one request on each, then holds them
-idle and reports the gateway's RSS growth per connection (VmRSS delta / N)."""
-import asyncio, os, sys, time
+Opens N keep-alive connections to a gateway (over TLS with `tls`, certificate not checked),
+makes one request on each, then holds them idle and reports the gateway's RSS growth per
+connection (VmRSS delta / N)."""
+import asyncio, os, ssl, sys, time
+
+TLS = None
+if len(sys.argv) > 4 and sys.argv[4] == "tls":
+    TLS = ssl.create_default_context()
+    TLS.check_hostname = False
+    TLS.verify_mode = ssl.CERT_NONE
 
 async def one(host, port, held):
-    r, w = await asyncio.open_connection(host, port)
+    r, w = await asyncio.open_connection(host, port, ssl=TLS)
     w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     await w.drain()
     head = await r.readuntil(b"\r\n\r\n")

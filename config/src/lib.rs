@@ -21,6 +21,7 @@ pub use model::*;
 pub use model_api::*;
 pub use quota::{Quota, QuotaLimits, Quotas, Size};
 pub use validate::read_ca_file;
+pub use validate::tls::{read_cert_chain, read_private_key};
 
 use std::fmt;
 

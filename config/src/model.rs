@@ -186,6 +186,66 @@ pub struct Listener {
     /// HTTP/2 connection (docs/http2.md).
     #[serde(default)]
     pub http2: ListenerHttp2,
+    /// Serve HTTPS: certificates, client authentication, key offload. `None`: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+}
+
+/// `listeners[].tls`: how the listener speaks TLS to clients (see docs/tls.md).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// Certificate chains with their keys. The client's server name (SNI) picks the first
+    /// whose certificate names it; the first entry is the default for other names.
+    pub certificates: Vec<CertKey>,
+    /// Ask clients for a certificate issued by these CAs.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+    /// Where private-key operations run: `auto` (QAT when its library and a device are
+    /// there, else software), `qat` (QAT required at start; calls that fail still fall back
+    /// to software), `software`.
+    #[serde(default)]
+    pub key_offload: KeyOffload,
+}
+
+/// A PEM certificate chain (leaf first) and its PEM private key.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CertKey {
+    /// PEM file: the leaf certificate, then any intermediates.
+    pub cert: String,
+    /// PEM file: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC): RSA, ECDSA P-256/P-384
+    /// or Ed25519.
+    pub key: String,
+}
+
+/// `listeners[].tls.client_auth`: client certificates checked against a CA file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuth {
+    /// PEM file of the CA certificates that issue client certificates.
+    pub ca: String,
+    /// `true` (default): a handshake without a valid client certificate fails. `false`: a
+    /// certificate is asked for and checked if sent, but not required.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `tls.key_offload`: where private-key operations run.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyOffload {
+    /// QAT when its library and a device are there, else software.
+    #[default]
+    Auto,
+    /// QAT; the gateway refuses to start (or reload) without it.
+    Qat,
+    /// Software only (ring).
+    Software,
 }
 
 /// Client-side timeouts of a listener.
@@ -330,6 +390,11 @@ pub struct UpstreamTls {
     /// PEM file of CA certificates trusted instead of the built-in roots (Mozilla's root
     /// program and the system store). Relative paths are from the working directory.
     pub ca: Option<String>,
+    /// PEM certificate chain presented to upstreams that ask for one (mutual TLS); needs
+    /// `client_key`.
+    pub client_cert: Option<String>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<String>,
 }
 
 impl Default for UpstreamTls {
@@ -338,6 +403,8 @@ impl Default for UpstreamTls {
             sni: None,
             verify: true,
             ca: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod model_apis;
 mod plugins;
+pub(crate) mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -236,6 +237,9 @@ fn check_listeners(cx: &mut Ctx, config: &Config) {
             );
         }
         check_http2(cx, &format!("{p}.http2"), &l.http2);
+        if let Some(tls) = &l.tls {
+            tls::check_listener(cx, &format!("{p}.tls"), tls);
+        }
     }
     match parse_socket_addr(&config.admin.address) {
         Err(why) => cx.err("admin.address", why),
@@ -472,6 +476,7 @@ fn check_services(cx: &mut Ctx, services: &[Service]) {
 /// `tls:` of a service or provider: a well-formed server name, and a CA file that can be read
 /// and holds at least one PEM certificate (its path in the message).
 fn check_tls(cx: &mut Ctx, p: &str, tls: &UpstreamTls) {
+    tls::check_client_identity(cx, p, tls);
     if let Some(sni) = &tls.sni {
         if rustls_pki_types::ServerName::try_from(sni.as_str()).is_err() {
             cx.err(

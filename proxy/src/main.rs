@@ -39,6 +39,10 @@ fn main() -> ExitCode {
     // runs here before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     aigw_proxy::log::init_from_env();
+    aigw_tls::use_buffer_pool(
+        aigw_proxy::http::io::take_buffer,
+        aigw_proxy::http::io::give_buffer,
+    );
     let args: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {

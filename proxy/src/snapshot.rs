@@ -46,6 +46,9 @@ pub struct Snapshot {
     pub model_apis: Vec<ModelApiSpec>,
     /// Response compression per route, request decoding, QAT settings.
     pub compression: crate::compress::Settings,
+    /// The compiled TLS of each listener that has `tls`, by listener name; shared by every
+    /// worker.
+    pub listener_tls: HashMap<String, Arc<aigw_tls::ServerTls>>,
 }
 
 /// Resolves `host:port` to addresses; the default uses the system resolver.
@@ -70,7 +73,10 @@ impl Snapshot {
                     })?));
             }
         }
-        Snapshot::compile(config, services, apis, generation)
+        let listener_tls = compile_listener_tls(&config)?;
+        let mut snap = Snapshot::compile(config, services, apis, generation)?;
+        snap.listener_tls = listener_tls;
+        Ok(snap)
     }
 
     /// Takes over the process-wide state of `prev` (token budgets, caches) for model APIs
@@ -102,6 +108,7 @@ impl Snapshot {
         Some(compile_model_apis(&self.config).and_then(|(apis, _)| {
             let mut next =
                 Snapshot::compile(self.config.clone(), fresh, apis, self.generation + 1)?;
+            next.listener_tls.clone_from(&self.listener_tls);
             next.carry_from(self);
             Ok(next)
         }))
@@ -128,8 +135,58 @@ impl Snapshot {
             services,
             model_apis,
             compression,
+            listener_tls: HashMap::new(),
         })
     }
+
+    /// Every file the config refers to for TLS (certificates, keys, CAs), to watch for
+    /// changes: a changed file is a reload.
+    pub fn tls_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for l in &self.config.listeners {
+            if let Some(tls) = &l.tls {
+                out.extend(aigw_tls::server::files(tls));
+            }
+        }
+        for s in &self.services {
+            if let Some(t) = &s.config.tls {
+                out.extend(
+                    [&t.ca, &t.client_cert, &t.client_key]
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Compiles `listeners[].tls` (reads certificates and keys, checks that they belong
+/// together). ALPN comes from the one place that decides it, `server::tls::alpn_protocols`.
+fn compile_listener_tls(
+    config: &Config,
+) -> Result<HashMap<String, Arc<aigw_tls::ServerTls>>, String> {
+    let mut out = HashMap::new();
+    for l in &config.listeners {
+        let Some(tls) = &l.tls else { continue };
+        let alpn = crate::server::tls::alpn_protocols(l);
+        let built = aigw_tls::ServerTls::build(&l.name, tls, alpn)
+            .map_err(|e| format!("listener `{}`: tls: {e}", l.name))?;
+        if built.offload {
+            crate::log::info(format_args!("listener `{}`: TLS keys on QAT", l.name));
+        } else if tls.key_offload != aigw_config::KeyOffload::Software {
+            let why = aigw_tls::qat::available()
+                .err()
+                .unwrap_or_else(|| "no key QAT can sign with".into());
+            crate::log::info(format_args!(
+                "listener `{}`: TLS keys in software ({why})",
+                l.name
+            ));
+        }
+        out.insert(l.name.clone(), Arc::new(built));
+    }
+    Ok(out)
 }
 
 /// The model APIs compiled, and every service to resolve: the configured ones, then the

@@ -53,6 +53,7 @@ mod plugins;
 mod proxying;
 mod reload;
 mod routing;
+mod server_tls;
 mod shutdown;
 mod timeouts;
 mod upstream_tls;

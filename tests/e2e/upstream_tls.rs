@@ -87,11 +87,34 @@ struct TlsUpstream {
 
 impl TlsUpstream {
     fn start(pki: &Pki, answer: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static) -> TlsUpstream {
+        TlsUpstream::start_with(pki, None, answer)
+    }
+
+    /// As [`TlsUpstream::start`]; with `client_ca`, a client certificate it issued is required.
+    fn start_with(
+        pki: &Pki,
+        client_ca: Option<CertificateDer<'static>>,
+        answer: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static,
+    ) -> TlsUpstream {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
+            .unwrap();
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca).unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut cfg = builder
             .with_single_cert(
                 pki.chain.clone(),
                 PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key.clone())),
@@ -164,15 +187,7 @@ fn serve(tcp: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: &Mutex<Vec<Seen>>
             }
             head.push_str(&line);
         }
-        let len = head
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; len];
+        let mut body = vec![0; crate::harness::tls::content_length(&head)];
         if tls.read_exact(&mut body).is_err() {
             return;
         }
@@ -463,7 +478,50 @@ fn model_provider_over_https(driver: &str) {
     assert_eq!(sent["model"], "m-up");
 }
 
+/// Mutual TLS: an upstream that requires a client certificate gets `client_cert` (and
+/// answers); without one, or with one from another CA, the handshake fails (502).
+fn client_certificate_to_upstream(driver: &str) {
+    use crate::harness::tls::{Ca, KeyKind};
+    let pki = Pki::new("aigw test CA");
+    let clients = Ca::new("upstream's client CA");
+    let up = TlsUpstream::start_with(&pki, Some(clients.der.clone()), echo);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki.write_ca(dir.path(), "ca.pem");
+    let mine = clients.leaf(dir.path(), "gw", &["gateway.client"], KeyKind::P256);
+    let theirs = Ca::new("other CA").leaf(dir.path(), "x", &["x.client"], KeyKind::P256);
+    let tls = |cert: &Path, key: &Path| {
+        format!(
+            "{{ ca: \"{}\", sni: localhost, client_cert: \"{}\", client_key: \"{}\" }}",
+            ca.display(),
+            cert.display(),
+            key.display()
+        )
+    };
+    let gw = Gateway::start(
+        &tls_service(&up.addr.to_string(), &tls(&mine.cert, &mine.key)),
+        driver,
+    );
+    let r = get(gw.addr, "/mtls", &[]);
+    assert_eq!((r.status, r.body_str().as_str()), (200, "tls GET /mtls "));
+    drop(gw);
+    let gw = Gateway::start(
+        &tls_service(&up.addr.to_string(), &tls(&theirs.cert, &theirs.key)),
+        driver,
+    );
+    assert_eq!(get(gw.addr, "/wrong", &[]).status, 502);
+    drop(gw);
+    let plain = format!("{{ ca: \"{}\", sni: localhost }}", ca.display());
+    let gw = Gateway::start(&tls_service(&up.addr.to_string(), &plain), driver);
+    assert_eq!(get(gw.addr, "/none", &[]).status, 502);
+    assert_eq!(
+        up.seen().len(),
+        1,
+        "only the request with the right certificate arrived"
+    );
+}
+
 both_drivers!(
+    client_certificate_to_upstream,
     service_over_tls,
     pooled_connection_closed_by_upstream,
     verification_failures,

@@ -271,6 +271,13 @@ async fn metrics(admin: &Admin) -> LocalResponse {
             total.merge(d);
         }
     }
+    for (backend, result, n) in aigw_tls::keys::key_op_counts() {
+        total.counter(
+            "aigw_tls_key_ops_total",
+            &[("backend", backend), ("result", result)],
+            n as f64,
+        );
+    }
     let s = &admin.status;
     total.counter(
         "aigw_config_reloads_total",

@@ -207,17 +207,54 @@ pub async fn write_vec<S: AsyncWriteRent>(io: &mut S, buf: Vec<u8>) -> (io::Resu
     (res, buf)
 }
 
-/// A byte stream the proxy serves clients over (TCP now; client-side TLS with its own issue).
-pub trait Transport:
-    AsyncReadRent + AsyncWriteRent + CancelableAsyncReadRent + monoio::io::Split
-{
+/// A byte stream the proxy serves clients over: TCP, or TLS over it.
+pub trait Transport: AsyncReadRent + AsyncWriteRent + CancelableAsyncReadRent {
+    /// The reading direction after [`Transport::into_halves`].
+    type ReadHalf: AsyncReadRent + Unpin;
+    /// The writing direction after [`Transport::into_halves`].
+    type WriteHalf: AsyncWriteRent + Unpin;
+
     /// Completes when bytes (or EOF) can be read, without lending a buffer to the kernel.
     fn readable(&self) -> impl std::future::Future<Output = io::Result<()>>;
+
+    /// `https` when the client's bytes arrive over TLS (X-Forwarded-Proto, the access log),
+    /// else `http`.
+    fn scheme(&self) -> &'static str {
+        "http"
+    }
+
+    /// Splits the stream into directions that can be driven at once on this thread (an
+    /// Upgrade tunnel).
+    fn into_halves(self) -> (Self::ReadHalf, Self::WriteHalf);
 }
 
 impl Transport for monoio::net::TcpStream {
+    type ReadHalf = monoio::io::OwnedReadHalf<monoio::net::TcpStream>;
+    type WriteHalf = monoio::io::OwnedWriteHalf<monoio::net::TcpStream>;
+
     async fn readable(&self) -> io::Result<()> {
         monoio::net::TcpStream::readable(self, true).await
+    }
+
+    fn into_halves(self) -> (Self::ReadHalf, Self::WriteHalf) {
+        monoio::io::Splitable::into_split(self)
+    }
+}
+
+impl Transport for aigw_tls::TlsStream<rustls::ServerConnection> {
+    type ReadHalf = aigw_tls::TlsReadHalf<rustls::ServerConnection>;
+    type WriteHalf = aigw_tls::TlsWriteHalf<rustls::ServerConnection>;
+
+    async fn readable(&self) -> io::Result<()> {
+        aigw_tls::TlsStream::readable(self).await
+    }
+
+    fn scheme(&self) -> &'static str {
+        "https"
+    }
+
+    fn into_halves(self) -> (Self::ReadHalf, Self::WriteHalf) {
+        aigw_tls::TlsStream::into_halves(self)
     }
 }
 

@@ -179,7 +179,7 @@ providers:
             Some(aigw_config::UpstreamTls {
                 sni: Some(sni.into()),
                 verify,
-                ca: None,
+                ..Default::default()
             })
         };
         assert_eq!(

@@ -140,6 +140,10 @@ pub struct WorkerMetrics {
     pub upstream_errors: LabelMap<(Rc<str>, &'static str), u64>,
     pub listeners: LabelMap<Rc<str>, ListenerCounters>,
     pub http2: LabelMap<Rc<str>, Http2Counters>,
+    /// TLS handshakes completed, by listener, protocol version and kind (full, resumed).
+    pub tls_handshakes: LabelMap<(Rc<str>, &'static str, &'static str), u64>,
+    /// TLS handshakes failed, by listener and reason.
+    pub tls_handshake_errors: LabelMap<(Rc<str>, &'static str), u64>,
     pub access_log_dropped: u64,
     /// Model API business metrics.
     pub llm: crate::model::metrics::LlmMetrics,
@@ -235,6 +239,20 @@ impl WorkerMetrics {
                     *n as f64,
                 );
             }
+        }
+        for ((listener, version, kind), n) in &self.tls_handshakes {
+            d.counter(
+                "aigw_tls_handshakes_total",
+                &[("listener", listener), ("version", version), ("kind", kind)],
+                *n as f64,
+            );
+        }
+        for ((listener, reason), n) in &self.tls_handshake_errors {
+            d.counter(
+                "aigw_tls_handshake_errors_total",
+                &[("listener", listener), ("reason", reason)],
+                *n as f64,
+            );
         }
         d.counter(
             "aigw_access_log_dropped_total",
@@ -408,6 +426,13 @@ fn help(family: &str) -> &'static str {
             "Access log lines dropped because the writer fell behind."
         }
         "aigw_config_reloads_total" => "Configuration reloads by result.",
+        "aigw_tls_handshakes_total" => {
+            "TLS handshakes completed, by listener, version and kind (full or resumed)."
+        }
+        "aigw_tls_handshake_errors_total" => "TLS handshakes failed, by listener and reason.",
+        "aigw_tls_key_ops_total" => {
+            "Private-key operations of TLS handshakes, by backend (qat, software) and result."
+        }
         "aigw_llm_requests_total" => {
             "Model API requests by model API, provider, model, consumer and status."
         }

@@ -82,6 +82,8 @@ struct Control {
     status: Arc<ControlStatus>,
     /// Hash of the config file's bytes as last loaded.
     file_digest: Option<u64>,
+    /// Hash of the TLS files (certificates, keys, CAs) the config in force names.
+    tls_digest: u64,
     next_resolve: Instant,
     /// The admin listener, once started.
     admin: Option<crate::admin::AdminHandle>,
@@ -112,6 +114,7 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
     });
     let mut control = Control {
         file_digest: config_digest(&source),
+        tls_digest: tls_digest(&snap),
         source,
         workers: Vec::new(),
         next_resolve: Instant::now() + resolve_interval(&snap),
@@ -202,8 +205,9 @@ impl Control {
     fn tick(&mut self) {
         let digest = config_digest(&self.source);
         if digest.is_some() && digest != self.file_digest {
-            self.file_digest = digest;
             let _ = self.reload("config file changed");
+        } else if tls_digest(&self.snap) != self.tls_digest {
+            let _ = self.reload("TLS file changed");
         }
         if Instant::now() >= self.next_resolve {
             self.next_resolve = Instant::now() + resolve_interval(&self.snap);
@@ -221,8 +225,16 @@ impl Control {
 
     /// Loads, validates and applies the config; on any error the old one keeps serving.
     fn reload(&mut self, why: &str) -> Result<u64, String> {
+        // Taken before loading, so a file that changes while the reload reads it is seen
+        // at the next tick.
         self.file_digest = config_digest(&self.source);
+        self.tls_digest = tls_digest(&self.snap);
+        let files = self.snap.tls_files();
         let result = self.try_reload();
+        if self.snap.tls_files() != files {
+            // The new config names other TLS files: watch those from now on.
+            self.tls_digest = tls_digest(&self.snap);
+        }
         match &result {
             Ok(g) => {
                 self.status.reloads_ok.fetch_add(1, Ordering::Relaxed);
@@ -434,6 +446,18 @@ fn config_digest(source: &ConfigSource) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
     Some(h.finish())
+}
+
+/// A hash of every TLS file the config in force names (certificates, keys, CAs), so a
+/// renewed certificate is picked up like a config change, by content as above.
+fn tls_digest(snap: &Snapshot) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for file in snap.tls_files() {
+        // A file that cannot be read hashes as absent: its return is a change too.
+        std::fs::read(&file).ok().hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

@@ -257,8 +257,14 @@ async fn accept_loop(worker: Rc<Worker>, name: Rc<str>, listener: TcpListener, s
         worker.conn_opened();
         let w = worker.clone();
         let n = name.clone();
+        let tls = worker.state().snap.listener_tls.get(&*name).cloned();
         monoio::spawn(async move {
-            crate::server::serve(stream, peer, n.clone(), w.clone()).await;
+            match tls {
+                Some(tls) => {
+                    crate::server::tls::serve(stream, peer, n.clone(), w.clone(), tls).await
+                }
+                None => crate::server::serve(stream, peer, n.clone(), w.clone()).await,
+            }
             w.metrics.borrow_mut().listener(&n).active -= 1;
             w.conn_closed();
         });

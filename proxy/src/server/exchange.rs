@@ -72,7 +72,7 @@ pub(super) async fn run<S: Transport>(
             return Next::Close;
         }
     };
-    let mut ctx = RequestCtx::new(request_id(&req), peer.ip(), "http");
+    let mut ctx = RequestCtx::new(request_id(&req), peer.ip(), conn.io.scheme());
     ctx.takes_interim = req.head.version == crate::http::head::Version::Http11;
     let router = &state.snap.router;
     let route = router

@@ -10,13 +10,12 @@ pub(crate) mod exchange;
 pub(crate) mod forward;
 pub mod h2;
 pub mod respond;
+pub mod tls;
 mod tunnel;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-
-use monoio::net::TcpStream;
 
 use crate::http::io::{BufConn, Filled, Transport};
 use crate::runtime::signal::Signal;
@@ -36,14 +35,20 @@ pub enum Next {
     Upgrade(Box<BufConn<UpstreamConn>>),
 }
 
-/// Serves a client connection until it closes, idles out, or the worker drains.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worker: Rc<Worker>) {
+/// Serves HTTP/1.1 on a client connection (TCP, or TLS after its handshake) until it
+/// closes, idles out, or the worker drains.
+pub async fn serve<S: Transport + 'static>(
+    stream: S,
+    peer: SocketAddr,
+    listener: Rc<str>,
+    worker: Rc<Worker>,
+) {
     let mut conn = BufConn::new(stream);
     let (mut seen_in, mut seen_out) = (0u64, 0u64);
     let mut first = true;
     loop {
         if conn.buffered().is_empty() {
-            let Some(idle) = listener_idle(&worker, &listener) else {
+            let Some(idle) = listener_timeouts(&worker, &listener).map(|t| t.idle.get()) else {
                 break;
             };
             if !wait_for_request(&mut conn, idle, &worker.drain).await {
@@ -90,8 +95,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Rc<str>, worke
     }
 }
 
-/// The idle timeout of a listener under the current config; `None` once it was removed.
-fn listener_idle(worker: &Worker, listener: &str) -> Option<Duration> {
+/// The timeouts of a listener under the current config; `None` once it was removed.
+fn listener_timeouts(worker: &Worker, listener: &str) -> Option<aigw_config::ListenerTimeouts> {
     let state = worker.state();
     let cfg = state
         .snap
@@ -99,7 +104,7 @@ fn listener_idle(worker: &Worker, listener: &str) -> Option<Duration> {
         .listeners
         .iter()
         .find(|l| l.name == listener)?;
-    Some(cfg.timeouts.idle.get())
+    Some(cfg.timeouts.clone())
 }
 
 /// Waits until the next request's first bytes are buffered. `false`: close the connection

@@ -18,7 +18,7 @@ pub async fn run<S: Transport>(client: BufConn<S>, upstream: BufConn<UpstreamCon
     let UpstreamIo::Plain(up_io) = io else {
         return;
     };
-    let (cr, cw) = client_io.into_split();
+    let (cr, cw) = client_io.into_halves();
     let (ur, uw) = up_io.into_split();
     monoio::join!(pipe(cr, uw, client_early), pipe(ur, cw, up_early));
 }

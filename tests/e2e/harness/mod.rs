@@ -7,6 +7,7 @@ pub mod h2;
 pub mod llm_upstream;
 pub mod load;
 pub mod python;
+pub mod tls;
 pub mod upstream;
 
 use std::time::Duration;

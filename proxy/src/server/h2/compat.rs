@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use tokio::io::ReadBuf;
 
 use crate::http::io::{give_buffer, take_buffer, write_vec, BufConn, Transport};
@@ -36,20 +36,22 @@ pub struct Counters {
     pub written: Cell<u64>,
 }
 
-type ReadFut<S> = Pin<Box<dyn Future<Output = (OwnedReadHalf<S>, io::Result<usize>, Vec<u8>)>>>;
-type WriteFut<S> = Pin<Box<dyn Future<Output = (OwnedWriteHalf<S>, io::Result<()>, Vec<u8>)>>>;
-type ShutdownFut<S> = Pin<Box<dyn Future<Output = (OwnedWriteHalf<S>, io::Result<()>)>>>;
+type ReadFut<S> =
+    Pin<Box<dyn Future<Output = (<S as Transport>::ReadHalf, io::Result<usize>, Vec<u8>)>>>;
+type WriteFut<S> =
+    Pin<Box<dyn Future<Output = (<S as Transport>::WriteHalf, io::Result<()>, Vec<u8>)>>>;
+type ShutdownFut<S> = Pin<Box<dyn Future<Output = (<S as Transport>::WriteHalf, io::Result<()>)>>>;
 
 /// A client connection as h2 sees it.
 pub struct Compat<S: Transport + 'static> {
     /// Bytes read but not yet handed to h2 (first the ones read before the hand-over).
     rbuf: Vec<u8>,
     rpos: usize,
-    reader: Option<OwnedReadHalf<S>>,
+    reader: Option<<S as Transport>::ReadHalf>,
     reading: Option<ReadFut<S>>,
     /// Bytes h2 wrote that are not yet handed to the kernel.
     stage: Vec<u8>,
-    writer: Option<OwnedWriteHalf<S>>,
+    writer: Option<<S as Transport>::WriteHalf>,
     writing: Option<WriteFut<S>>,
     shutting: Option<ShutdownFut<S>>,
     /// A buffer back from the last write, reused for the next stage.
@@ -62,7 +64,7 @@ impl<S: Transport + 'static> Compat<S> {
     /// served first.
     pub fn new(conn: BufConn<S>, counters: Rc<Counters>) -> Compat<S> {
         let (io, rbuf) = conn.into_parts();
-        let (reader, writer) = io.into_split();
+        let (reader, writer) = io.into_halves();
         Compat {
             rbuf,
             rpos: 0,

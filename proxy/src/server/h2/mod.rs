@@ -100,6 +100,7 @@ pub async fn serve<S: Transport + 'static>(
     let Some((settings, header_read, idle)) = listener_settings(&worker, &listener) else {
         return;
     };
+    let scheme = conn.io.scheme();
     let counters = Rc::new(Counters::default());
     counters.read.set(conn.bytes_read);
     counters.written.set(conn.bytes_written);
@@ -120,6 +121,7 @@ pub async fn serve<S: Transport + 'static>(
                 worker: worker.clone(),
                 peer,
                 listener: listener.clone(),
+                scheme,
             },
             live: Cell::new(0),
             max_live: settings.max_concurrent_streams as usize,

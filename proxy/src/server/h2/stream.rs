@@ -113,6 +113,8 @@ pub(super) struct StreamIo {
     /// A read gives up after this long without a DATA frame: the listener's `body_read` plus
     /// [`READ_MARGIN`].
     body_wait: Duration,
+    /// The connection's (`https` over TLS).
+    scheme: &'static str,
 }
 
 impl AsyncReadRent for StreamIo {
@@ -191,8 +193,19 @@ impl AsyncWriteRent for StreamIo {
 unsafe impl monoio::io::Split for StreamIo {}
 
 impl Transport for StreamIo {
+    type ReadHalf = monoio::io::OwnedReadHalf<StreamIo>;
+    type WriteHalf = monoio::io::OwnedWriteHalf<StreamIo>;
+
     async fn readable(&self) -> io::Result<()> {
         poll_fn(|cx| self.recv.borrow_mut().poll_ready(cx)).await
+    }
+
+    fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    fn into_halves(self) -> (Self::ReadHalf, Self::WriteHalf) {
+        monoio::io::Splitable::into_split(self)
     }
 }
 
@@ -201,6 +214,8 @@ pub(super) struct StreamCtx {
     pub worker: Rc<Worker>,
     pub peer: SocketAddr,
     pub listener: Rc<str>,
+    /// The connection's scheme (`https` over TLS).
+    pub scheme: &'static str,
 }
 
 /// Serves one stream to its end.
@@ -246,6 +261,7 @@ pub(super) async fn serve(
         }),
         send,
         body_wait: cfg.timeouts.body_read.get() + READ_MARGIN,
+        scheme: cx.scheme,
     };
     let mut conn = BufConn::new(io);
     conn.push(&encoded.head);

@@ -1,0 +1,161 @@
+//! Choosing a certificate by the server name the client asked for (SNI).
+//!
+//! Each configured certificate answers for the DNS names in its subjectAltName. A name
+//! matches exactly (case-insensitive), or a `*.example.com` entry matches one label in front
+//! of `example.com`. Exact matches come before wildcard ones; with no match, or no SNI at all
+//! (clients connecting by IP address), the first configured certificate is the default.
+//! Among several candidates, the first whose key can sign with a scheme the client offers
+//! wins (an RSA and an ECDSA certificate for the same names serve old and new clients).
+
+use std::sync::Arc;
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// One certificate and the names it answers for.
+#[derive(Debug)]
+struct Entry {
+    /// Lower-case DNS names.
+    exact: Vec<String>,
+    /// Lower-case suffixes of wildcard names, with the leading dot: `.example.com`.
+    wildcard: Vec<String>,
+    key: Arc<CertifiedKey>,
+}
+
+/// The resolver a listener's rustls config uses.
+#[derive(Debug)]
+pub struct SniResolver {
+    entries: Vec<Entry>,
+}
+
+impl SniResolver {
+    /// `certs` in configuration order (the first is the default); each with the names read
+    /// from its leaf certificate.
+    pub fn new(certs: Vec<(Arc<CertifiedKey>, Vec<String>)>) -> SniResolver {
+        let entries = certs
+            .into_iter()
+            .map(|(key, names)| {
+                let (mut exact, mut wildcard) = (Vec::new(), Vec::new());
+                for n in names {
+                    let n = n.to_ascii_lowercase();
+                    match n.strip_prefix('*') {
+                        Some(suffix) if suffix.starts_with('.') => {
+                            wildcard.push(suffix.to_string())
+                        }
+                        _ => exact.push(n),
+                    }
+                }
+                Entry {
+                    exact,
+                    wildcard,
+                    key,
+                }
+            })
+            .collect();
+        SniResolver { entries }
+    }
+
+    /// The certificate for `name` among those that `usable` accepts (in the order described
+    /// in the module docs); the default when nothing matches.
+    fn choose(
+        &self,
+        name: Option<&str>,
+        usable: impl Fn(&CertifiedKey) -> bool,
+    ) -> Option<Arc<CertifiedKey>> {
+        let name = name.map(|n| n.trim_end_matches('.').to_ascii_lowercase());
+        let exact = |e: &&Entry| {
+            name.as_deref()
+                .is_some_and(|n| e.exact.iter().any(|x| x == n))
+        };
+        let wild = |e: &&Entry| {
+            name.as_deref().is_some_and(|n| {
+                e.wildcard.iter().any(|suffix| {
+                    n.strip_suffix(suffix.as_str())
+                        .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+                })
+            })
+        };
+        let exacts: Vec<&Entry> = self.entries.iter().filter(exact).collect();
+        let candidates: Vec<&Entry> = if !exacts.is_empty() {
+            exacts
+        } else {
+            let wilds: Vec<&Entry> = self.entries.iter().filter(wild).collect();
+            if wilds.is_empty() {
+                self.entries.iter().collect()
+            } else {
+                wilds
+            }
+        };
+        candidates
+            .iter()
+            .find(|e| usable(&e.key))
+            .or(candidates.first())
+            .map(|e| e.key.clone())
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let schemes = hello.signature_schemes();
+        self.choose(hello.server_name(), |k| {
+            k.key.choose_scheme(schemes).is_some()
+        })
+    }
+}
+
+/// The DNS names of a leaf certificate's subjectAltName (wildcards included).
+pub fn dns_names(leaf: &rustls::pki_types::CertificateDer<'_>) -> Result<Vec<String>, String> {
+    let cert = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|e| format!("certificate not parsable: {e}"))?;
+    Ok(cert.valid_dns_names().map(str::to_string).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(names: &[&str]) -> (Arc<CertifiedKey>, Vec<String>) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let kp = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names.clone())
+            .unwrap()
+            .self_signed(&kp)
+            .unwrap();
+        let der = rustls::pki_types::PrivateKeyDer::try_from(kp.serialize_der()).unwrap();
+        let signing = rustls::crypto::ring::sign::any_supported_type(&der).unwrap();
+        let ck = Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing));
+        let read = dns_names(cert.der()).unwrap();
+        assert_eq!(read, names);
+        (ck, read)
+    }
+
+    #[test]
+    fn exact_then_wildcard_then_default() {
+        let a = key(&["a.example.com"]);
+        let w = key(&["*.example.com"]);
+        let b = key(&["b.example.com", "B2.example.com"]);
+        let (ka, kw, kb) = (a.0.clone(), w.0.clone(), b.0.clone());
+        let r = SniResolver::new(vec![a, w, b]);
+        let pick = |n: Option<&str>| r.choose(n, |_| true).unwrap();
+        assert!(Arc::ptr_eq(&pick(Some("a.example.com")), &ka));
+        assert!(Arc::ptr_eq(&pick(Some("B.EXAMPLE.COM")), &kb));
+        assert!(Arc::ptr_eq(&pick(Some("b2.example.com")), &kb));
+        assert!(Arc::ptr_eq(&pick(Some("c.example.com")), &kw));
+        // A wildcard covers one label only.
+        assert!(Arc::ptr_eq(&pick(Some("x.c.example.com")), &ka));
+        assert!(Arc::ptr_eq(&pick(Some("other.org")), &ka));
+        assert!(Arc::ptr_eq(&pick(None), &ka));
+    }
+
+    #[test]
+    fn usable_key_preferred_among_candidates() {
+        let a = key(&["same.example.com"]);
+        let b = key(&["same.example.com"]);
+        let kb = b.0.clone();
+        let r = SniResolver::new(vec![a, b]);
+        let got = r
+            .choose(Some("same.example.com"), |k| std::ptr::eq(k, &*kb))
+            .unwrap();
+        assert!(Arc::ptr_eq(&got, &kb));
+    }
+}
