@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# HTTP/2 cleartext (h2c, prior knowledge) throughput of aigw and of nginx as reverse proxies in
-# front of the same HTTP/1.1 backend, measured with h2load in one run so the machine's drift
-# cancels out of the ratio.
+# HTTP/2 throughput of aigw and of nginx as reverse proxies in front of the same HTTP/1.1
+# backend, measured with h2load in one run so the machine's drift cancels out of the ratio:
+# cleartext (h2c, prior knowledge) by default, HTTP/2 over TLS 1.3 (ALPN h2, the same ECDSA
+# P-256 certificate for both) with --tls.
 #
-#   scripts/h2-vs-nginx.sh [--rounds N] [--requests N] [--conns C] [--streams M] [--bin PATH]
+#   scripts/h2-vs-nginx.sh [--tls] [--rounds N] [--requests N] [--conns C] [--streams M] [--bin PATH]
 #
 # Both proxies run one worker pinned to CPU 0; the backend (nginx `return 200`, 1 worker) and
 # h2load (1 thread) share CPU 1. Rounds alternate aigw and nginx. Prints one line per round and,
@@ -11,9 +12,10 @@
 # counts as 0. Needs: nginx, h2load (nghttp2-client), python3, taskset.
 set -euo pipefail
 
-rounds=5 requests=200000 conns=10 streams=10 bin=target/release/aigw
+rounds=5 requests=200000 conns=10 streams=10 bin=target/release/aigw tls=
 while [[ $# -gt 0 ]]; do
   case $1 in
+    --tls) tls=1; shift ;;
     --rounds) rounds=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
     --conns) conns=$2; shift 2 ;;
@@ -43,12 +45,21 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$be backlog=4096; location / { return 200 'hello from the backend'; } } }
 EOF
 # `listen ... http2` without ssl is h2c by prior knowledge (nginx >= 1.25 also takes `http2 on;`).
+scheme=http nginx_tls= aigw_tls=
+if [[ -n $tls ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -keyout "$work/key.pem" -out "$work/cert.pem" -subj /CN=localhost 2>/dev/null
+  scheme=https
+  nginx_tls="ssl; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.3"
+  aigw_tls="    tls:
+      certificates: [{ cert: \"$work/cert.pem\", key: \"$work/key.pem\" }]"
+fi
 cat >"$work/proxy.conf" <<EOF
 worker_processes 1; daemon off; pid $work/proxy.pid; error_log $work/proxy.err;
 events { worker_connections 10240; }
 http { access_log off; keepalive_requests 1000000; http2_max_concurrent_streams 128;
   upstream be { server 127.0.0.1:$be; keepalive 256; }
-  server { listen 127.0.0.1:$np http2 backlog=4096;
+  server { listen 127.0.0.1:$np http2 backlog=4096 ${nginx_tls:-};
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 EOF
 cat >"$work/aigw.yaml" <<EOF
@@ -59,6 +70,7 @@ admin:
 listeners:
   - name: main
     address: 127.0.0.1:$ap
+$aigw_tls
 services:
   - name: backend
     endpoints: ["127.0.0.1:$be"]
@@ -73,12 +85,16 @@ taskset -c 0 "$NGINX" -c "$work/proxy.conf" & pids+=($!)
 AIGW_LOG=warn taskset -c 0 "$bin" run -c "$work/aigw.yaml" >"$work/aigw.log" 2>&1 & pids+=($!)
 wait_port "$be"; wait_port "$np"; wait_port "$ap" || { cat "$work/aigw.log" >&2; exit 1; }
 for p in $np $ap; do
-  v=$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --http2-prior-knowledge "http://127.0.0.1:$p/")
+  if [[ -n $tls ]]; then
+    v=$(curl -sk -o /dev/null -w '%{http_code} %{http_version}' --http2 "https://127.0.0.1:$p/")
+  else
+    v=$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --http2-prior-knowledge "http://127.0.0.1:$p/")
+  fi
   [[ $v == "200 2" ]] || { echo "port $p answered '$v', not '200 2'" >&2; cat "$work/aigw.log" >&2; exit 1; }
 done
 
 run() { # prints requests/sec, or 0 when any request failed
-  local out; out=$(taskset -c 1 h2load -n "$requests" -c "$conns" -m "$streams" "http://127.0.0.1:$1/" 2>&1)
+  local out; out=$(taskset -c 1 h2load -n "$requests" -c "$conns" -m "$streams" "$scheme://127.0.0.1:$1/" 2>&1)
   if ! grep -q "requests: $requests total, $requests started, $requests done, $requests succeeded, 0 failed" <<<"$out"; then
     echo 0; return
   fi
@@ -92,4 +108,5 @@ for i in $(seq "$rounds"); do
   echo "round $i: aigw $a req/s, nginx $n req/s, ratio $r"
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-echo "h2c -n $requests -c $conns -m $streams: aigw/nginx req/s median ratio: $median"
+label=h2c; [[ -n $tls ]] && label="h2 over TLS"
+echo "$label -n $requests -c $conns -m $streams: aigw/nginx req/s median ratio: $median"
