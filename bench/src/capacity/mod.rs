@@ -291,19 +291,16 @@ fn conn_phase(gw: &Gateway, ty: InstanceType, nofile_bench: u64) -> Result<Conns
         }
     });
     // Let the QPS run's buffers go back before the baseline is read.
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2500));
     progress(format_args!("{ty}: opening {attempt} connections"));
     let held = hold::hold(gw.addr, attempt, gw.pid)?;
-    let refused_by_cap = gw
-        .metrics()
-        .ok()
-        .and_then(|m| {
-            metric(
-                &m,
-                "aigw_connections_refused_total{listener=\"main\",reason=\"instance_cap\"}",
-            )
-        })
-        .unwrap_or(0.0);
+    let refused_by_cap = gw.metrics().map(|m| {
+        metric(
+            &m,
+            "aigw_connections_refused_total{listener=\"main\",reason=\"instance_cap\"}",
+        )
+        .unwrap_or(0.0)
+    });
     progress(format_args!(
         "{ty}: held {} of {attempt} in {:.1} s, {} of {} probed alive, {} KiB per connection",
         held.held,
@@ -349,7 +346,8 @@ fn to_json(host: &Host, rows: &[(TypeResult, Verdict)]) -> serde_json::Value {
                     "rss_before_kib": h.rss_before_kib,
                     "rss_after_kib": h.rss_after_kib,
                     "limited_by": r.conns.limited_by,
-                    "refused_by_cap": r.conns.refused_by_cap,
+                    "refused_by_cap": r.conns.refused_by_cap.as_ref().ok(),
+                    "retried": h.retried,
                     "memory_needed_mib": verdict::memory_needed_mib(r.conns.target, h),
                 },
             })

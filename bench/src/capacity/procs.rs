@@ -24,7 +24,7 @@ impl Mock {
     /// Starts the mock on a free loopback port and waits for its address.
     pub fn start() -> Result<Mock, String> {
         let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-        let mut child = Command::new(exe)
+        let mut child = die_with_parent(&mut Command::new(exe))
             .args(["mock-upstream", "--addr", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -76,7 +76,7 @@ impl Gateway {
             next_id()
         ));
         std::fs::write(&config, yaml).map_err(|e| format!("{}: {e}", config.display()))?;
-        let mut child = Command::new(binary)
+        let mut child = die_with_parent(&mut Command::new(binary))
             .arg("run")
             .arg("-c")
             .arg(&config)
@@ -177,6 +177,20 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// Makes the child get SIGKILL when this process dies, however it dies, so that no gateway
+/// or mock outlives an interrupted run.
+fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2), which
+    // is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
     }
 }
 

@@ -50,8 +50,9 @@ pub struct Conns {
     /// Which side's open-file limit kept the attempt below the target, and how.
     pub limited_by: Option<String>,
     pub held: Held,
-    /// `aigw_connections_refused_total{reason="instance_cap"}` after the hold.
-    pub refused_by_cap: f64,
+    /// `aigw_connections_refused_total{reason="instance_cap"}` after the hold, or why it
+    /// could not be read.
+    pub refused_by_cap: Result<f64, String>,
 }
 
 /// One type's measurements.
@@ -177,11 +178,8 @@ pub fn judge(r: &TypeResult, host: &Host, c: Criteria) -> Verdict {
             h.alive, h.sample
         ));
     }
-    if r.conns.refused_by_cap > 0.0 {
-        fails.push(format!(
-            "the gateway refused {} connections at its instance cap",
-            r.conns.refused_by_cap
-        ));
+    if let Err(e) = &r.conns.refused_by_cap {
+        fails.push(format!("cannot read the gateway's metrics: {e}"));
     }
     if !conns_in_reach(r.conns.target, host) {
         let mem = memory_needed_mib(r.conns.target, h)
@@ -269,6 +267,20 @@ pub fn table(host: &Host, rows: &[(TypeResult, Verdict)]) -> String {
         for reason in v.reasons() {
             let _ = writeln!(notes, "  {} {}: {reason}", r.ty.as_str(), v.word());
         }
+        if let Ok(n) = r.conns.refused_by_cap {
+            if n > 0.0 {
+                let _ = writeln!(
+                    notes,
+                    "  {}: warning: the gateway closed {n} new connections at once at its instance cap \
+                     (aigw_connections_refused_total{{reason=\"instance_cap\"}}) while it held fewer than \
+                     {}; the cap is split evenly across workers and the kernel does not spread \
+                     connections evenly. They were opened again ({} retries), as a client would.",
+                    r.ty.as_str(),
+                    thousands(r.conns.target),
+                    r.conns.held.retried
+                );
+            }
+        }
         if let Some(l) = &r.conns.limited_by {
             let _ = writeln!(
                 notes,
@@ -322,7 +334,7 @@ mod tests {
                     rss_after_kib: 10_240 + held * 4,
                     ..Held::default()
                 },
-                refused_by_cap: 0.0,
+                refused_by_cap: Ok(0.0),
             },
         }
     }

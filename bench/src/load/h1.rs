@@ -162,7 +162,7 @@ impl H1 {
         let (res, buf) = self.stream.read(buf).await;
         self.buf = buf;
         self.read_at = Instant::now();
-        res.map_err(|_| Failure::Read)
+        res.map_err(|e| Failure::Read(e.kind()))
     }
 }
 

@@ -502,7 +502,7 @@ impl H2 {
         match res {
             Ok(0) => Err(Failure::Closed),
             Ok(_) => Ok(()),
-            Err(_) => Err(Failure::Read),
+            Err(e) => Err(Failure::Read(e.kind())),
         }
     }
 }

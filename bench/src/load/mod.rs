@@ -201,7 +201,8 @@ pub struct Answer {
 pub enum Failure {
     Connect,
     Write,
-    Read,
+    /// A read failed, with the error's kind.
+    Read(std::io::ErrorKind),
     /// The peer closed the connection before the answer was complete.
     Closed,
     Timeout,
@@ -219,7 +220,7 @@ impl Failure {
         match self {
             Failure::Connect => "connect",
             Failure::Write => "write",
-            Failure::Read => "read",
+            Failure::Read(_) => "read",
             Failure::Closed => "closed",
             Failure::Timeout => "timeout",
             Failure::Reset => "reset",
