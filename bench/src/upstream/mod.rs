@@ -27,6 +27,10 @@ use crate::http1::{parse_request, Chunked, Framing};
 pub use answers::AnswerSpec;
 use answers::{wants_stream, Answers};
 
+/// Read buffer per connection (grown for larger requests). Small buffers keep many connections
+/// cache-friendly: 8 KiB instead of 16 KiB measured faster at 480 connections.
+const READ_BUF: usize = 8 * 1024;
+
 /// How the mock runs.
 #[derive(Debug, Clone)]
 pub struct MockSpec {
@@ -158,7 +162,7 @@ fn route(answers: &Answers, method: &str, path: &str, body: &[u8]) -> Reply {
 }
 
 async fn connection(mut stream: TcpStream, answers: Rc<Answers>, spec: Rc<MockSpec>) {
-    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     let mut body: Vec<u8> = Vec::new();
     loop {
         // the head
@@ -253,8 +257,8 @@ async fn send_stream(stream: &mut TcpStream, answers: &Answers, gap: Duration) -
 
 /// Reads more bytes onto `buf`; `None` at end of stream or on an error.
 async fn read_more(stream: &mut TcpStream, mut buf: Vec<u8>) -> Option<Vec<u8>> {
-    if buf.capacity() - buf.len() < 4096 {
-        buf.reserve(16 * 1024);
+    if buf.capacity() - buf.len() < READ_BUF / 4 {
+        buf.reserve(READ_BUF);
     }
     let (res, buf) = stream.read(buf).await;
     match res {
