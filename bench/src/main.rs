@@ -28,10 +28,13 @@ usage:
       chunk when the body asks for \"stream\": true), POST .../embeddings, GET .../models,
       and 200 \"ok\" for any other GET. Prints `mock-upstream listening on ADDR`.
   aigw-bench capacity --gateway PATH [--types T1,T2,...|all] [--seconds S] [--json]
+                      [--max-p99 MS] [--attempts N]
       for each instance type: start the gateway with that type and the mock upstream, drive
-      the type's QPS open loop through a model API, hold the type's connection target (or
-      what this host allows), and print one row per type with its verdict. Exit 0 iff every
-      type within this host's reach passes.
+      the type's QPS open loop through a model API (pass: >= 99% of the target, no errors,
+      p99 <= --max-p99, default 100; a failed run is repeated up to --attempts, default 2,
+      and listed), hold the type's connection target (or what this host allows), and print
+      one row per type with its verdict. Exit 0 iff every type within this host's reach
+      passes.
 
 environment:
   AIGW_BENCH_IO_DRIVER=auto|io_uring|legacy   I/O driver of the load and mock threads

@@ -136,6 +136,8 @@ fn source(target: SocketAddr, k: usize) -> Option<IpAddr> {
     )))
 }
 
+/// Waits of 20 ms for a descriptor when this process has none left.
+const FD_WAITS: u32 = 50;
 /// Times a connection closed at once by the gateway is opened again. A new connection lands
 /// on a worker chosen by the kernel's hash, so each retry has a fresh chance.
 const RETRIES: u32 = 10;
@@ -150,10 +152,17 @@ async fn open_one(
     req: Rc<Vec<u8>>,
 ) -> (Result<H1, String>, u32) {
     let mut retries = 0;
+    let mut fd_waits = 0;
     loop {
         let r = monoio::time::timeout(ANSWER_TIMEOUT, try_open(addr, src, &req)).await;
         match r {
             Ok(Err(f)) if refused(&f) && retries < RETRIES => retries += 1,
+            // Out of descriptors here: connections closed a moment ago (refused ones, on
+            // io_uring closed asynchronously) give theirs back shortly.
+            Ok(Err(Failure::Connect)) if fd_waits < FD_WAITS => {
+                fd_waits += 1;
+                monoio::time::sleep(Duration::from_millis(20)).await;
+            }
             Ok(r) => return (r.map_err(|f| describe(&f)), retries),
             Err(_) => {
                 let why = format!("no answer within {} s", ANSWER_TIMEOUT.as_secs());
@@ -163,10 +172,15 @@ async fn open_one(
     }
 }
 
+/// One try. `Failure::Connect` means this process is out of descriptors; other connect
+/// errors are `Failure::Protocol` with their description.
 async fn try_open(addr: SocketAddr, src: Option<IpAddr>, req: &Rc<Vec<u8>>) -> Result<H1, Failure> {
     let stream = connect(addr, src)
         .await
-        .map_err(|e| Failure::Protocol(connect_error(&e)))?;
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EMFILE) => Failure::Connect,
+            _ => Failure::Protocol(connect_error(&e)),
+        })?;
     let mut c =
         H1::from_stream(stream, 1024).map_err(|e| Failure::Protocol(format!("socket: {e}")))?;
     match c.exchange(req, false, None).await? {
@@ -189,6 +203,7 @@ fn describe(f: &Failure) -> String {
         Failure::Closed => "closed by the gateway before answering".into(),
         Failure::Read(kind) => format!("read error: {kind}"),
         Failure::Protocol(msg) => msg.clone(),
+        Failure::Connect => connect_error(&std::io::Error::from_raw_os_error(libc::EMFILE)),
         other => format!("{} error", other.kind()),
     }
 }

@@ -40,8 +40,11 @@ pub struct Host {
 #[derive(Debug, Clone)]
 pub struct Qps {
     pub target: u64,
-    /// The open-loop run at the target, when it was within reach.
+    /// The open-loop run at the target, when it was within reach (the last one, if a failed
+    /// run was repeated).
     pub run: Option<Report>,
+    /// Earlier runs that failed and were repeated, described.
+    pub repeated: Vec<String>,
 }
 
 /// The connection part of a type.
@@ -127,43 +130,47 @@ pub fn memory_needed_mib(target: u64, held: &Held) -> Option<f64> {
     Some((held.rss_before_kib as f64 + per * target as f64) / 1024.0)
 }
 
+/// What is wrong with an open-loop run at `target`, if anything.
+pub fn qps_failures(run: &Report, target: u64, c: Criteria) -> Vec<String> {
+    let mut fails = Vec::new();
+    if run.error_count() > 0 {
+        let list: Vec<String> = run
+            .errors
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        fails.push(format!("QPS run had errors ({})", list.join(", ")));
+    }
+    if run.unsent > 0 {
+        fails.push(format!(
+            "{} requests were due but never sent: the gateway fell behind",
+            run.unsent
+        ));
+    }
+    if run.rate < target as f64 * c.min_rate_fraction {
+        fails.push(format!(
+            "achieved {:.0} req/s, below {:.0}% of {target}",
+            run.rate,
+            c.min_rate_fraction * 100.0
+        ));
+    }
+    if run.latency.p99_ns as u128 > c.max_p99.as_nanos() {
+        fails.push(format!(
+            "p99 {} above {}",
+            human(run.latency.p99_ns),
+            human(c.max_p99.as_nanos() as u64)
+        ));
+    }
+    fails
+}
+
 /// Judges a type.
 pub fn judge(r: &TypeResult, host: &Host, c: Criteria) -> Verdict {
     let mut fails = Vec::new();
     let mut beyond = Vec::new();
     let q = &r.qps;
     match &q.run {
-        Some(run) => {
-            if run.error_count() > 0 {
-                let list: Vec<String> = run
-                    .errors
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {v}"))
-                    .collect();
-                fails.push(format!("QPS run had errors ({})", list.join(", ")));
-            }
-            if run.unsent > 0 {
-                fails.push(format!(
-                    "{} requests were due but never sent: the gateway fell behind",
-                    run.unsent
-                ));
-            }
-            if run.rate < q.target as f64 * c.min_rate_fraction {
-                fails.push(format!(
-                    "achieved {:.0} req/s, below {:.0}% of {}",
-                    run.rate,
-                    c.min_rate_fraction * 100.0,
-                    q.target
-                ));
-            }
-            if run.latency.p99_ns as u128 > c.max_p99.as_nanos() {
-                fails.push(format!(
-                    "p99 {} above {}",
-                    human(run.latency.p99_ns),
-                    human(c.max_p99.as_nanos() as u64)
-                ));
-            }
-        }
+        Some(run) => fails.extend(qps_failures(run, q.target, c)),
         None => beyond.push(format!(
             "{} QPS is above {:.0}% of the {:.0} req/s this host drove through the gateway \
              (its {} cores also run the load and the mock upstream); at the {:.0} req/s the \
@@ -285,6 +292,13 @@ pub fn table(host: &Host, rows: &[(TypeResult, Verdict)]) -> String {
         for reason in v.reasons() {
             let _ = writeln!(notes, "  {} {}: {reason}", r.ty.as_str(), v.word());
         }
+        for earlier in &r.qps.repeated {
+            let _ = writeln!(
+                notes,
+                "  {}: a QPS run failed and was repeated: {earlier}",
+                r.ty.as_str()
+            );
+        }
         if let Ok(n) = r.conns.refused_by_cap {
             if n > 0.0 {
                 let _ = writeln!(
@@ -339,6 +353,7 @@ mod tests {
             qps: Qps {
                 target: ty.qps_target(),
                 run,
+                repeated: Vec::new(),
             },
             conns: Conns {
                 target: ty.connection_target(),
