@@ -130,7 +130,9 @@ pub fn memory_needed_mib(target: u64, held: &Held) -> Option<f64> {
     Some((held.rss_before_kib as f64 + per * target as f64) / 1024.0)
 }
 
-/// What is wrong with an open-loop run at `target`, if anything.
+/// What is wrong with an open-loop run at `target`, if anything. Requests left unsent at the
+/// end are not a failure by themselves: a few connections one request behind when the clock
+/// runs out is normal; a gateway that falls behind shows in the achieved rate.
 pub fn qps_failures(run: &Report, target: u64, c: Criteria) -> Vec<String> {
     let mut fails = Vec::new();
     if run.error_count() > 0 {
@@ -140,12 +142,6 @@ pub fn qps_failures(run: &Report, target: u64, c: Criteria) -> Vec<String> {
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
         fails.push(format!("QPS run had errors ({})", list.join(", ")));
-    }
-    if run.unsent > 0 {
-        fails.push(format!(
-            "{} requests were due but never sent: the gateway fell behind",
-            run.unsent
-        ));
     }
     if run.rate < target as f64 * c.min_rate_fraction {
         fails.push(format!(
@@ -174,13 +170,13 @@ pub fn judge(r: &TypeResult, host: &Host, c: Criteria) -> Verdict {
         None => beyond.push(format!(
             "{} QPS is above {:.0}% of the {:.0} req/s this host drove through the gateway \
              (its {} cores also run the load and the mock upstream); at the {:.0} req/s the \
-             gateway served per busy core, it needs {} cores of its own",
+             gateway served per busy core, it needs {} of its own",
             q.target,
             REACH * 100.0,
             host.max_rate,
             host.cores,
             host.per_core_rate,
-            cores_needed(q.target, host)
+            plural(cores_needed(q.target, host), "core")
         )),
     }
     let h = &r.conns.held;
@@ -223,6 +219,15 @@ pub fn judge(r: &TypeResult, host: &Host, c: Criteria) -> Verdict {
         Verdict::Beyond(beyond)
     } else {
         Verdict::Pass
+    }
+}
+
+/// `1 core`, `2 cores`.
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 
