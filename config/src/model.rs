@@ -280,7 +280,7 @@ pub struct ListenerLimits {
     pub max_uri_bytes: usize,
     /// Default request body limit for routes that set none: over it -> 413.
     pub max_body_bytes: u64,
-    /// Client connections this listener holds at once, split evenly across workers; further
+    /// Client connections this listener holds at once, across all workers; further
     /// connections are closed at accept and counted. `None`: only the instance type's cap.
     pub max_connections: Option<u64>,
 }

@@ -1,4 +1,4 @@
-//! Connection caps: the instance type's (20,000 for aigw.small.x1, split across workers) and a
+//! Connection caps, process-wide: the instance type's (20,000 for aigw.small.x1) and a
 //! listener's own `limits.max_connections`.
 //!
 //! Reaching the instance cap takes 20,000 connections, more than a test (or this machine's
@@ -34,15 +34,21 @@ fn cap_counter_present_and_connections_served(driver: &str) {
     );
 }
 
-/// With `max_connections: 3`, a fourth client is closed at accept without an answer and
-/// counted; once one of the three leaves, a new client is served again.
+/// With `max_connections: 3` over two workers, a fourth client is closed at accept without an
+/// answer and counted, whichever worker the kernel gives it to (the cap is process-wide);
+/// once one of the three leaves, a new client is served again.
 fn listener_cap_refuses_and_recovers(driver: &str) {
     let up = Upstream::start(|_| Reply::ok("ok"));
-    let yaml = simple(&[&up.endpoint()]).replace(
-        "    address: 127.0.0.1:0\n",
-        "    address: 127.0.0.1:0\n    limits: { max_connections: 3 }\n",
+    let yaml = simple(&[&up.endpoint()])
+        .replace("workers: 1", "workers: 2")
+        .replace(
+            "    address: 127.0.0.1:0\n",
+            "    address: 127.0.0.1:0\n    limits: { max_connections: 3 }\n",
+        );
+    assert!(
+        yaml.contains("max_connections") && yaml.contains("workers: 2"),
+        "{yaml}"
     );
-    assert!(yaml.contains("max_connections"), "{yaml}");
     let gw = Gateway::start(&yaml, driver);
     let mut held: Vec<Conn> = (0..3).map(|_| Conn::connect(gw.addr)).collect();
     for c in &mut held {

@@ -133,8 +133,10 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
     control.publish_config();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut threads = Vec::with_capacity(n);
+    let open_connections = Arc::new(worker::OpenConnections::default());
     for id in 0..n {
         let (tx, rx) = async_channel::unbounded();
+        let open = open_connections.clone();
         let mine: Vec<(String, std::net::TcpListener)> = sockets
             .iter_mut()
             .map(|(name, socks)| (name.clone(), socks.remove(0)))
@@ -152,7 +154,8 @@ pub fn run(source: ConfigSource) -> Result<(), String> {
                 if let Some(core) = core {
                     core_affinity::set_for_current(core);
                 }
-                if let Err(e) = driver::block_on(driver, |d| worker::run(id, n, d, rx, first)) {
+                let run = |d| worker::run(id, n, d, rx, first, open);
+                if let Err(e) = driver::block_on(driver, run) {
                     crate::log::error(format_args!(
                         "worker {id}: cannot start the {driver} runtime: {e}"
                     ));

@@ -35,7 +35,7 @@ pub struct WorkerState {
     /// Service names as metric labels, by service index.
     pub service_labels: Vec<Rc<str>>,
     pub access_log: Option<AccessLog>,
-    /// This worker's share of the instance's client connection cap.
+    /// The instance type's client connection cap (process-wide).
     pub connection_cap: usize,
     /// Key rotation per model API, by index of `snap.model_apis`.
     pub model_apis: Vec<crate::model::provider::ModelApiRt>,
@@ -94,7 +94,7 @@ impl WorkerState {
                 .map(|s| Rc::from(s.config.name.as_str()))
                 .collect(),
             unmatched_label: Rc::from("unmatched"),
-            connection_cap: cap.div_ceil(workers.max(1)),
+            connection_cap: cap,
             model_apis: snap
                 .model_apis
                 .iter()
