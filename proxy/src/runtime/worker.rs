@@ -299,8 +299,17 @@ async fn accept_loop(worker: Rc<Worker>, name: Rc<str>, listener: TcpListener, s
         let tls = worker.state().snap.listener_tls.get(&*name).cloned();
         monoio::spawn(async move {
             match tls {
+                // Boxed: a plain connection's task should not be as large as the TLS
+                // handshake's state (10,000 idle connections would pay for it).
                 Some(tls) => {
-                    crate::server::tls::serve(stream, peer, n.clone(), w.clone(), tls).await
+                    Box::pin(crate::server::tls::serve(
+                        stream,
+                        peer,
+                        n.clone(),
+                        w.clone(),
+                        tls,
+                    ))
+                    .await
                 }
                 None => crate::server::serve(stream, peer, n.clone(), w.clone()).await,
             }

@@ -59,7 +59,9 @@ pub async fn serve<S: Transport + 'static>(
         if std::mem::take(&mut first) {
             if let Some(deadline) = h2::h2c_deadline(&worker, &listener) {
                 if h2::opens_with_preface(&mut conn, deadline).await {
-                    return h2::serve(conn, peer, listener, worker).await;
+                    // Boxed: an HTTP/1.1 connection's task should not be as large as an
+                    // HTTP/2 connection's state (idle connections would pay for it).
+                    return Box::pin(h2::serve(conn, peer, listener, worker)).await;
                 }
             }
         }
