@@ -29,13 +29,7 @@ bin=$(realpath "$bin")
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 command -v h2load >/dev/null || { echo "h2load is missing (apt-get install nghttp2-client)" >&2; exit 2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
-trap cleanup EXIT
-
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
 
 be=$(port); np=$(port); ap=$(port); adm=$(port)
 cat >"$work/backend.conf" <<EOF

@@ -94,6 +94,14 @@ fn upload(file_len: usize) -> (Vec<u8>, Vec<u8>) {
     (first, rest)
 }
 
+/// The request head of an upload of `len` body bytes, with the client's own credential.
+fn upload_head(len: usize) -> String {
+    format!(
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-client\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len}\r\n\r\n"
+    )
+}
+
 fn config(providers: &[(&str, SocketAddr, u32)]) -> String {
     let items: String = providers
         .iter()
@@ -111,11 +119,7 @@ fn config(providers: &[(&str, SocketAddr, u32)]) -> String {
 fn send_paused(gw: &Gateway, first_rx: &mpsc::Receiver<()>, file_len: usize) -> (Conn, Vec<u8>) {
     let (first, rest) = upload(file_len);
     let mut c = Conn::connect(gw.addr);
-    let head = format!(
-        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-client\r\n\
-         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-        first.len() + rest.len()
-    );
+    let head = upload_head(first.len() + rest.len());
     c.send(head.as_bytes());
     c.send(&first);
     first_rx
@@ -194,11 +198,7 @@ fn upload_failure_mid_body_is_not_retried(driver: &str) {
     let gw = Gateway::start(&config(&[("bad", bad, 1), ("good", good, 2)]), driver);
     let (first, rest) = upload(4 << 20);
     let mut c = Conn::connect(gw.addr);
-    let head = format!(
-        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n\
-         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-        first.len() + rest.len()
-    );
+    let head = upload_head(first.len() + rest.len());
     let mut writer = c.stream.try_clone().unwrap();
     let sending = std::thread::spawn(move || {
         let _ = writer.write_all(head.as_bytes());

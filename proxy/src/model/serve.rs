@@ -179,17 +179,16 @@ pub(crate) async fn serve<S: Transport>(
         && !req.head.headers.contains("content-encoding")
         && matches!(req.framing, Framing::Length(n) if n >= STREAM_UPLOAD_MIN);
     let mut raw = Vec::new();
-    let read = if upload {
-        let enough = |b: &[u8]| b.len() >= UPLOAD_PREFIX_MAX || request::multipart_model_in(ct, b);
-        body.read_until(conn, &mut raw, body_timeout, enough).await
-    } else {
-        body.read_until(conn, &mut raw, body_timeout, |_| false)
-            .await
+    // Whether the upload's first bytes hold its model field (found while reading them).
+    let mut model_read = false;
+    let enough = |b: &[u8]| {
+        model_read = upload && request::multipart_model_in(ct, b);
+        model_read || (upload && b.len() >= UPLOAD_PREFIX_MAX)
     };
-    if let Err(e) = read {
+    if let Err(e) = body.read_until(conn, &mut raw, body_timeout, enough).await {
         return body_failed(conn, req, ctx, chain, dialect, e).await;
     }
-    if !body.is_done() && !request::multipart_model_in(ct, &raw) {
+    if !body.is_done() && !model_read {
         if let Err(e) = body
             .read_until(conn, &mut raw, body_timeout, |_| false)
             .await
