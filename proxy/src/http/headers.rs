@@ -98,6 +98,86 @@ impl Headers {
     }
 }
 
+/// Common spellings of header names, as static bytes grouped by length (index = length).
+///
+/// A parsed header's name is usually one of these; storing it as a static `Bytes` instead of a
+/// slice of the head's buffer saves a reference-count increment and decrement per header per
+/// request (about 1% of a worker's time in the model benchmark, measured with perf).
+static WELL_KNOWN_BY_LEN: [&[&[u8]]; 28] = {
+    let mut t: [&[&[u8]]; 28] = [&[]; 28];
+    t[2] = &[b"TE", b"te"];
+    t[4] = &[
+        b"Host", b"host", b"Date", b"date", b"Vary", b"vary", b"ETag", b"etag",
+    ];
+    t[5] = &[b"Range", b"range"];
+    t[6] = &[
+        b"Accept", b"accept", b"Server", b"server", b"Cookie", b"cookie", b"Origin", b"origin",
+    ];
+    t[7] = &[
+        b"Upgrade", b"upgrade", b"Referer", b"referer", b"Expires", b"expires",
+    ];
+    t[8] = &[b"Location", b"location"];
+    t[9] = &[b"x-api-key", b"X-Api-Key"];
+    t[10] = &[
+        b"Connection",
+        b"connection",
+        b"User-Agent",
+        b"user-agent",
+        b"Keep-Alive",
+        b"keep-alive",
+        b"Set-Cookie",
+        b"set-cookie",
+    ];
+    t[12] = &[
+        b"Content-Type",
+        b"content-type",
+        b"X-Request-Id",
+        b"x-request-id",
+    ];
+    t[13] = &[
+        b"Authorization",
+        b"authorization",
+        b"Cache-Control",
+        b"cache-control",
+        b"Last-Modified",
+        b"last-modified",
+        b"If-None-Match",
+        b"if-none-match",
+    ];
+    t[14] = &[b"Content-Length", b"content-length"];
+    t[15] = &[
+        b"Accept-Encoding",
+        b"accept-encoding",
+        b"Accept-Language",
+        b"accept-language",
+        b"X-Forwarded-For",
+        b"x-forwarded-for",
+    ];
+    t[16] = &[
+        b"Content-Encoding",
+        b"content-encoding",
+        b"X-Forwarded-Host",
+        b"x-forwarded-host",
+    ];
+    t[17] = &[
+        b"Transfer-Encoding",
+        b"transfer-encoding",
+        b"X-Forwarded-Proto",
+        b"x-forwarded-proto",
+    ];
+    t
+};
+
+/// `name` as `Bytes`: static when it is a [well-known spelling](WELL_KNOWN_BY_LEN), otherwise
+/// a slice of `raw`, the buffer `name` lies in.
+pub fn name_in(raw: &Bytes, name: &[u8]) -> Bytes {
+    let candidates = WELL_KNOWN_BY_LEN.get(name.len()).copied().unwrap_or(&[]);
+    match candidates.iter().find(|c| **c == name) {
+        Some(known) => Bytes::from_static(known),
+        None => raw.slice_ref(name),
+    }
+}
+
 /// Whether a comma-separated list value contains `token` (case-insensitive, trimmed).
 pub fn list_contains(value: &[u8], token: &str) -> bool {
     value
@@ -184,6 +264,32 @@ mod tests {
         assert!(is_hop_by_hop(b"Transfer-Encoding", &toks));
         assert!(!is_hop_by_hop(b"x-other", &toks));
         assert!(h.has_token("connection", "KEEP-ALIVE"));
+    }
+
+    #[test]
+    fn well_known_names_are_static_and_others_slices() {
+        let raw = Bytes::from_static(b"Content-Type X-Custom content-length");
+        let ct = name_in(&raw, &raw[..12]);
+        assert_eq!(ct, "Content-Type");
+        assert_ne!(
+            ct.as_ptr(),
+            raw.as_ptr(),
+            "a well-known name is not a slice of the head"
+        );
+        let custom = name_in(&raw, &raw[13..21]);
+        assert_eq!(custom, "X-Custom");
+        assert_eq!(
+            custom.as_ptr(),
+            raw[13..].as_ptr(),
+            "others are slices of the head"
+        );
+        assert_eq!(name_in(&raw, &raw[22..]), "content-length");
+        for (len, names) in WELL_KNOWN_BY_LEN.iter().enumerate() {
+            assert!(
+                names.iter().all(|n| n.len() == len),
+                "table row {len} holds a wrong length"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::borrow::Cow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::runtime::clock::coarse_now;
+
 use aigw_config::{Listener, ProviderKind};
 use serde_json::{json, Value};
 
@@ -465,7 +467,7 @@ async fn run<S: Transport>(
                 .get()
                 .saturating_mul(1 << exp)
                 .min(pol.retries.max_backoff.get());
-            if Instant::now() + wait >= call.deadline {
+            if coarse_now() + wait >= call.deadline {
                 break;
             }
             monoio::time::sleep(wait).await;
@@ -485,7 +487,7 @@ async fn run<S: Transport>(
                     .or_default() += 1;
             }
         }
-        let key = match call.rt.providers[pi].pick_key(Instant::now()) {
+        let key = match call.rt.providers[pi].pick_key(coarse_now()) {
             KeyChoice::AllCooling => {
                 let msg = "every API key of this provider is cooling down after 401/429 answers";
                 let e = ProxyError::upstream(429, "provider_keys_cooling", msg);
@@ -613,7 +615,7 @@ fn note_failure(
     if let (Failure::Answer { head, .. }, Some(k)) = (f, key) {
         if matches!(head.status, 401 | 429) {
             let d = call.spec.config.policies.key_cooldown.get();
-            call.rt.providers[pi].cool_down(k, d, Instant::now());
+            call.rt.providers[pi].cool_down(k, d, coarse_now());
         }
     }
     let p = provider_label(state, call, pi);

@@ -2,7 +2,7 @@
 //! read at a time (for streams); and returning the connection to its pool when the body
 //! ended cleanly.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::http::body::BodyDecoder;
 use crate::http::head::{response_framing, response_keep_alive};
@@ -109,7 +109,11 @@ impl UpBody {
             if let Some(up) = self.up.take() {
                 let (io, buf) = up.into_parts();
                 crate::http::io::give_buffer(buf);
-                pool::put_idle(io, self.max_idle_pooled, Instant::now());
+                pool::put_idle(
+                    io,
+                    self.max_idle_pooled,
+                    crate::runtime::clock::coarse_now(),
+                );
             }
         }
     }

@@ -10,6 +10,7 @@
 //!  SIGTERM / SIGINT ──Shutdown{grace}──▶ stop accepting, drain, exit
 //! ```
 
+pub mod clock;
 pub mod driver;
 pub mod listen;
 pub mod signal;

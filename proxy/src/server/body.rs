@@ -5,7 +5,7 @@
 //! decoded and re-encoded, so malformed chunking never reaches an upstream), and the limit is
 //! checked as bytes arrive.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::ProxyError;
 use crate::http::chunked::{encode_chunk, encode_end, ChunkedDecoder, Piece};
@@ -148,7 +148,11 @@ impl BodyIn {
         timeout: Duration,
     ) -> Result<(), ProxyError> {
         let filled = conn
-            .fill_until(MAX_BUFFERED, Instant::now() + timeout, None)
+            .fill_until(
+                MAX_BUFFERED,
+                crate::runtime::clock::coarse_now() + timeout,
+                None,
+            )
             .await
             .map_err(|e| {
                 ProxyError::downstream(

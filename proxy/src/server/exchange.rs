@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aigw_config::Listener;
 use bytes::Bytes;
@@ -121,7 +121,7 @@ async fn read_head<S: Transport>(
     limits: HeadLimits,
     timeout: Duration,
 ) -> Result<ParsedRequest, NoHead> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::runtime::clock::coarse_now() + timeout;
     loop {
         match parse_request(conn.buffered(), limits) {
             Ok(Some((req, n))) => {

@@ -18,6 +18,8 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::runtime::clock::coarse_now;
+
 use aigw_config::Listener;
 
 use super::body::BodyIn;
@@ -208,7 +210,7 @@ pub(crate) async fn send<S: Transport>(
                 ProxyError::upstream(502, "upstream_failed", "upstream failed")
             }));
         }
-        let now = Instant::now();
+        let now = coarse_now();
         let Some(bi) = balance::pick(service, &tried, now) else {
             return Err(last_err.unwrap_or_else(|| {
                 ProxyError::upstream(
@@ -247,24 +249,24 @@ pub(crate) async fn send<S: Transport>(
                 );
                 continue;
             }
-            None => match pool::connect(
+            None => match timed(pool::connect(
                 &backend,
                 cfg.timeouts.connect.get(),
                 service.spec.tls.as_deref(),
-            )
+            ))
             .await
             {
-                Ok(c) => {
+                (Ok(c), took) => {
                     worker
                         .metrics
                         .borrow_mut()
                         .upstream_connect
                         .entry(svc_label.clone())
                         .or_default()
-                        .observe(now.elapsed());
+                        .observe(took);
                     c
                 }
-                Err(e) => {
+                (Err(e), _) => {
                     // Nothing of the request was sent: every kind is safe to retry.
                     let (kind, status, code) = match e {
                         ConnectError::TimedOut => {
@@ -369,7 +371,7 @@ pub(crate) fn upstream_failed(
     backend.record_failure(
         cfg.passive_health.consecutive_failures,
         cfg.passive_health.ejection_time.get(),
-        Instant::now(),
+        coarse_now(),
     );
 }
 
@@ -477,6 +479,13 @@ impl<S: Transport> Interim<'_, S> {
     }
 }
 
+/// Runs `f` and measures it with the precise clock (for reported latencies).
+async fn timed<F: std::future::Future>(f: F) -> (F::Output, Duration) {
+    let started = Instant::now();
+    let out = f.await;
+    (out, started.elapsed())
+}
+
 /// Reads a final (non-1xx, or 101) response head within `timeout`, passing informational
 /// ones to the client on the way.
 async fn read_head<S: Transport>(
@@ -484,7 +493,7 @@ async fn read_head<S: Transport>(
     timeout: Duration,
     mut interim: Interim<'_, S>,
 ) -> Result<ResponseHead, HeadFail> {
-    let deadline = Instant::now() + timeout;
+    let deadline = coarse_now() + timeout;
     let start_read = up.bytes_read;
     loop {
         match parse_response(up.buffered(), MAX_RESPONSE_HEAD) {
@@ -624,7 +633,7 @@ async fn relay<S: Transport>(
             if complete && up_keep_alive && up.buffered().is_empty() {
                 let (io, buf) = up.into_parts();
                 crate::http::io::give_buffer(buf);
-                pool::put_idle(io, cfg.pool.max_idle_per_endpoint, Instant::now());
+                pool::put_idle(io, cfg.pool.max_idle_per_endpoint, coarse_now());
             }
             Ok((status, if close { Next::Close } else { Next::KeepAlive }))
         }
@@ -656,7 +665,7 @@ pub(crate) async fn up_fill(
     up: &mut BufConn<UpstreamConn>,
     idle: Duration,
 ) -> Result<usize, RelayError> {
-    match monoio::time::timeout(idle, up.fill(MAX_UP_BUFFERED)).await {
+    match monoio::time::timeout_at((coarse_now() + idle).into(), up.fill(MAX_UP_BUFFERED)).await {
         Ok(Ok(n)) => Ok(n),
         Ok(Err(_)) => Err(RelayError::Upstream("read")),
         Err(_) => Err(RelayError::Upstream("idle_timeout")),

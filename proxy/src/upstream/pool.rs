@@ -131,7 +131,7 @@ pub async fn connect(
     timeout: Duration,
     tls: Option<&TlsClient>,
 ) -> Result<UpstreamConn, ConnectError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::runtime::clock::coarse_now() + timeout;
     let tcp = match monoio::time::timeout_at(deadline.into(), TcpStream::connect_addr(backend.addr))
         .await
     {

@@ -245,9 +245,12 @@ impl ResponseWriter {
                 return Ok(s.capacity());
             }
         }
-        monoio::time::timeout(self.stall, poll_fn(|cx| self.poll_capacity(cx)))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client window stayed shut"))?
+        monoio::time::timeout_at(
+            (crate::runtime::clock::coarse_now() + self.stall).into(),
+            poll_fn(|cx| self.poll_capacity(cx)),
+        )
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client window stayed shut"))?
     }
 
     fn poll_capacity(&self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<usize>> {

@@ -120,7 +120,12 @@ pub(super) struct StreamIo {
 impl AsyncReadRent for StreamIo {
     async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
         let side = self.recv.get_mut();
-        match monoio::time::timeout(self.body_wait, poll_fn(|cx| side.poll_ready(cx))).await {
+        match monoio::time::timeout_at(
+            (crate::runtime::clock::coarse_now() + self.body_wait).into(),
+            poll_fn(|cx| side.poll_ready(cx)),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return (Err(e), buf),
             Err(_) => return (Err(io::ErrorKind::TimedOut.into()), buf),
