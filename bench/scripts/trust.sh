@@ -7,8 +7,11 @@
 #   bench/scripts/trust.sh mock        [--rounds N] [--seconds S]   mock-upstream vs nginx, same bytes
 #   bench/scripts/trust.sh latency     [--seconds S]                open loop on a 10 ms upstream
 #   bench/scripts/trust.sh half-load   [--rounds N] [--seconds S]   aigw vs nginx proxy: p50/p99 at 50% of aigw's max
+#   bench/scripts/trust.sh https       [--rounds N] [--seconds S]   aigw-bench vs wrk (HTTP/1.1) and h2load -m 1 (h2), nginx over TLS
+#   bench/scripts/trust.sh streams     [--rounds N] [--seconds S]   aigw-bench --streams 16 vs h2load -m 16, h2c and h2 over TLS
 #
-# Needs: cargo build --release (aigw and aigw-bench), nginx, wrk, python3, taskset.
+# Needs: cargo build --release (aigw-bench; aigw for half-load), nginx, wrk, python3, taskset;
+# for https and streams also h2load (nghttp2-client) and openssl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -22,16 +25,14 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 BENCH=target/release/aigw-bench AIGW=target/release/aigw
-for b in $BENCH $AIGW; do [[ -x $b ]] || { echo "no $b: cargo build --release" >&2; exit 2; }; done
+need=("$BENCH"); [[ $mode == half-load ]] && need+=("$AIGW")
+for b in "${need[@]}"; do [[ -x $b ]] || { echo "no $b: cargo build --release" >&2; exit 2; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $NGINX ]] && command -v wrk >/dev/null || { echo "needs nginx and wrk (apt-get install nginx-light wrk)" >&2; exit 2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+# shellcheck source=../../scripts/bench-common.sh
+source scripts/bench-common.sh
+free_port() { port; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
@@ -51,6 +52,32 @@ EOF
   taskset -c "$cpu" "$NGINX" -c "$work/$name.conf" >/dev/null 2>&1 & pids+=($!)
   wait_port "$port"
 }
+
+# nginx, one worker, on CPU $1, answering `return 200` over TLS with HTTP/1.1 and h2 on port $2,
+# and over h2c on port $3 (a self-signed certificate: the clients do not verify).
+start_nginx_tls() {
+  local cpu=$1 port=$2 h2c=$3 name=ngxtls$2
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -keyout "$work/$name.key" -out "$work/$name.crt" 2>/dev/null
+  cat >"$work/$name.conf" <<EOF
+worker_processes 1; daemon off; pid $work/$name.pid; error_log $work/$name.err;
+events { worker_connections 10240; }
+http { access_log off; keepalive_requests 10000000; client_body_temp_path $work;
+  http2_max_concurrent_streams 128;
+  server { listen 127.0.0.1:$port ssl http2 backlog=4096; listen 127.0.0.1:$h2c http2 backlog=4096;
+    ssl_certificate $work/$name.crt; ssl_certificate_key $work/$name.key;
+    location / { return 200 'ok\n'; } } }
+EOF
+  taskset -c "$cpu" "$NGINX" -c "$work/$name.conf" >/dev/null 2>&1 & pids+=($!)
+  wait_port "$port"; wait_port "$h2c"
+}
+
+# aigw-bench on CPU 0, one thread: its rate. Arguments: URL, then load options.
+bench_rate() { taskset -c 0 $BENCH load "$1" --threads 1 --seconds "$seconds" --json "${@:2}" | jq_ 'd["rate"] if not d["errors"] else "errors: %s" % d["errors"]'; }
+# h2load on CPU 0, one thread: its rate. Arguments: URL, then h2load options.
+h2load_rate() { taskset -c 0 h2load -t1 -D "$seconds" "${@:2}" "$1" | awk '/^finished in/ {print $4}'; }
+# Prints one round (the reference's rate, aigw-bench's, their ratio) and collects the ratio.
+compare() { local r; r=$(python3 -c "print(f'{$4/$2:.3f}')"); ratios+=("$r"); echo "$5 round $i: $1 $2 req/s, aigw-bench $4 req/s: ratio $r"; }
 
 wrk_rate() { taskset -c "$1" wrk -t1 -c64 -d"${seconds}s" "${@:3}" "$2" | awk '/Requests\/sec/ {print $2}'; }
 
@@ -186,5 +213,40 @@ EOF
   done
   echo "medians at $rate req/s: aigw p50 $(printf '%s\n' "${ap50[@]}" | median) ms p99 $(printf '%s\n' "${ap99[@]}" | median) ms; nginx p50 $(printf '%s\n' "${np50[@]}" | median) ms p99 $(printf '%s\n' "${np99[@]}" | median) ms"
   ;;
-*) echo "usage: $0 generator|mock|latency|half-load [--rounds N] [--seconds S]" >&2; exit 2 ;;
+https)
+  # One core each (nginx on CPU 1, the client on CPU 0), 64 connections, keep-alive: one
+  # handshake per connection, the rest is TLS record work on both sides.
+  command -v h2load >/dev/null || { echo "needs h2load (apt-get install nghttp2-client)" >&2; exit 2; }
+  tp=$(free_port); hp=$(free_port); start_nginx_tls 1 "$tp" "$hp"
+  ratios=()
+  for i in $(seq "$rounds"); do
+    w=$(wrk_rate 0 "https://127.0.0.1:$tp/")
+    b=$(bench_rate "https://127.0.0.1:$tp/" --connections 64 -k)
+    compare wrk "$w" aigw-bench "$b" "https/1.1"
+  done
+  echo "https/1.1: aigw-bench/wrk median rate ratio $(printf '%s\n' "${ratios[@]}" | median)"
+  ratios=()
+  for i in $(seq "$rounds"); do
+    h=$(h2load_rate "https://127.0.0.1:$tp/" -c64 -m1)
+    b=$(bench_rate "https://127.0.0.1:$tp/" --connections 64 --http2 -k)
+    compare "h2load -m 1" "$h" aigw-bench "$b" "h2 (TLS)"
+  done
+  echo "h2 over TLS, 1 stream: aigw-bench/h2load median rate ratio $(printf '%s\n' "${ratios[@]}" | median)"
+  ;;
+streams)
+  # 8 connections with 16 streams each, h2c then h2 over TLS.
+  command -v h2load >/dev/null || { echo "needs h2load (apt-get install nghttp2-client)" >&2; exit 2; }
+  tp=$(free_port); hp=$(free_port); start_nginx_tls 1 "$tp" "$hp"
+  for url in "http://127.0.0.1:$hp/" "https://127.0.0.1:$tp/"; do
+    ratios=()
+    k=(); [[ $url == https* ]] && k=(-k)
+    for i in $(seq "$rounds"); do
+      h=$(h2load_rate "$url" -c8 -m16)
+      b=$(bench_rate "$url" --connections 8 --http2 --streams 16 "${k[@]}")
+      compare "h2load -m 16" "$h" aigw-bench "$b" "${url%%:*}"
+    done
+    echo "${url%%:*} 8 connections x 16 streams: aigw-bench/h2load median rate ratio $(printf '%s\n' "${ratios[@]}" | median)"
+  done
+  ;;
+*) echo "usage: $0 generator|mock|latency|half-load|https|streams [--rounds N] [--seconds S]" >&2; exit 2 ;;
 esac

@@ -9,8 +9,10 @@ const USAGE: &str = "\
 aigw-bench: load generator, mock LLM upstream and instance-type capacity check for aigw
 
 usage:
-  aigw-bench load URL [options]
-      --connections N     connections, each with one request in flight (default 64)
+  aigw-bench load URL [options]            URL: http://, https:// or h2c://HOST[:PORT]/PATH
+      --connections N     connections (default 64)
+      --streams N         HTTP/2: up to N requests in flight per connection (default 1; the
+                          server's SETTINGS_MAX_CONCURRENT_STREAMS may lower it)
       --threads N         threads, one runtime each (default: one per core)
       --seconds S         duration (default 10)
       --rate R            open loop: R requests/s in total, latency measured from each
@@ -18,7 +20,12 @@ usage:
       --method M          request method (default GET, POST with --body)
       --body FILE         request body
       --header 'K: V'     extra request header (repeatable)
-      --http2             HTTP/2 over cleartext with prior knowledge (also: h2c://host:port/path)
+      --http2             HTTP/2: h2c with prior knowledge on http:// (also h2c://host:port/path),
+                          h2 by ALPN on https://
+      --cacert FILE       https: trust the CA certificates in FILE (PEM) instead of the
+                          built-in and system roots
+      --insecure, -k      https: accept any server certificate
+      --sni NAME          https: the server name to send and verify (default: the URL's host)
       --stream            read answers as server-sent events: time to first event, gaps
       --timeout S         per-request timeout (default 30)
       --json              print the report as JSON

@@ -66,3 +66,11 @@ where
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// The unused capacity of `buf` as a read target, so that a read appends after the bytes
+/// already in it (monoio reads into a `Vec` itself from its start, overwriting them).
+pub fn spare(buf: &mut Vec<u8>) -> monoio::buf::SliceMut<Vec<u8>> {
+    use monoio::buf::IoBufMut;
+    let (len, cap) = (buf.len(), buf.capacity());
+    std::mem::take(buf).slice_mut(len..cap)
+}

@@ -5,15 +5,15 @@
 //! keep-alive). Body bytes are skipped, or fed to the event clock in `--stream` mode.
 
 use std::io;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use super::transport::Transport;
 use super::{Answer, EventClock, Failure};
 use crate::http1::{parse_response, Chunked, Framing};
+use crate::rt::spare;
 
 /// Read buffer size; it grows when a head or body needs more. Small buffers keep many
 /// connections cache-friendly: against the mock upstream at 480 connections, 64 KiB buffers
@@ -40,9 +40,9 @@ pub fn encode_request(
     out
 }
 
-/// A keep-alive HTTP/1.1 connection.
+/// A keep-alive HTTP/1.1 connection, plain or TLS.
 pub struct H1 {
-    stream: TcpStream,
+    stream: Transport,
     buf: Vec<u8>,
     /// Read buffer capacity to keep (small for connections that are mostly held idle).
     chunk: usize,
@@ -53,21 +53,24 @@ pub struct H1 {
 }
 
 impl H1 {
-    /// Connects (TCP_NODELAY on, as clients of latency-sensitive APIs do).
-    pub async fn connect(addr: SocketAddr) -> io::Result<H1> {
-        let stream = TcpStream::connect_addr(addr).await?;
-        H1::from_stream(stream, BUF)
+    /// Wraps a connected transport (see [`Transport::connect`]).
+    pub fn new(stream: Transport) -> H1 {
+        H1 {
+            stream,
+            buf: Vec::with_capacity(BUF),
+            chunk: BUF,
+            pos: 0,
+            read_at: Instant::now(),
+        }
     }
 
-    /// Wraps a connected stream, reading `chunk` bytes at a time.
+    /// Wraps a connected TCP stream (TCP_NODELAY on), reading `chunk` bytes at a time.
     pub fn from_stream(stream: TcpStream, chunk: usize) -> io::Result<H1> {
         stream.set_nodelay(true)?;
         Ok(H1 {
-            stream,
-            buf: Vec::with_capacity(chunk),
             chunk,
-            pos: 0,
-            read_at: Instant::now(),
+            buf: Vec::with_capacity(chunk),
+            ..H1::new(Transport::Plain(stream))
         })
     }
 
@@ -160,9 +163,8 @@ impl H1 {
                 self.buf.reserve(self.chunk);
             }
         }
-        let buf = std::mem::take(&mut self.buf);
-        let (res, buf) = self.stream.read(buf).await;
-        self.buf = buf;
+        let (res, buf) = self.stream.read(spare(&mut self.buf)).await;
+        self.buf = buf.into_inner();
         self.read_at = Instant::now();
         res.map_err(|e| Failure::Read(e.kind()))
     }
@@ -188,5 +190,38 @@ mod tests {
         );
         let r = encode_request("GET", "h", "/", &[], b"");
         assert_eq!(r, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    }
+
+    #[test]
+    fn an_answer_split_across_reads_is_put_together() {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = [0u8; 256];
+            let _ = std::io::Read::read(&mut s, &mut req).unwrap();
+            // The head in two parts, then the body in two: each part its own read.
+            for part in [
+                "HTTP/1.1 200 OK\r\nContent-Le",
+                "ngth: 10\r\n\r\nhello",
+                " body",
+            ] {
+                s.write_all(part.as_bytes()).unwrap();
+                s.flush().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        });
+        let a = crate::rt::block_on(async move {
+            let (io, _) = Transport::connect(addr, None).await.unwrap();
+            let mut c = H1::new(io);
+            let mut clock = EventClock::default();
+            let req = Rc::new(encode_request("GET", "h", "/", &[], b""));
+            c.exchange(&req, false, Some(&mut clock)).await
+        })
+        .unwrap();
+        server.join().unwrap();
+        let answer = a.unwrap();
+        assert_eq!((answer.status, answer.body_bytes), (200, 10));
     }
 }

@@ -1,24 +1,29 @@
 //! `aigw-bench load`: the load generator.
 //!
 //! One thread per core, each with its own monoio runtime and its share of the connections
-//! (connection `i` belongs to thread `i % threads`). Every connection carries one request at a
-//! time on keep-alive HTTP/1.1 or HTTP/2 (h2c). Closed loop: a connection sends its next
-//! request as soon as the answer is in. Open loop (`--rate`): every connection follows its own
-//! timetable and latency is measured from each request's due time ([`crate::schedule`]).
+//! (connection `i` belongs to thread `i % threads`), over plain TCP or TLS ([`transport`]).
+//! An HTTP/1.1 connection carries one request at a time on keep-alive ([`h1`]); an HTTP/2
+//! connection (h2c, or h2 over TLS by ALPN) up to `--streams` at once ([`h2`], driven by
+//! [`multiplex`]). Closed loop: a connection (or stream slot) sends its next request as soon
+//! as an answer is in. Open loop (`--rate`): every connection follows its own timetable and
+//! latency is measured from each request's due time ([`crate::schedule`]).
 //!
-//! Each thread records into its own [`Stats`]; they are added up when the run ends
+//! Each thread records into its own [`Stats`](run::Stats); they are added up when the run ends
 //! ([`report::Report`]).
 
 pub mod h1;
 pub mod h2;
+pub mod multiplex;
 pub mod report;
 mod run;
+pub mod transport;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 pub use report::Report;
 pub use run::run;
+pub use transport::TlsOptions;
 
 use crate::args::Args;
 use crate::http1::SseCounter;
@@ -27,17 +32,8 @@ use crate::http1::SseCounter;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
     Http1,
-    /// HTTP/2 over cleartext with prior knowledge.
-    H2c,
-}
-
-impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Http1 => "http/1.1",
-            Proto::H2c => "h2c",
-        }
-    }
+    /// HTTP/2: with prior knowledge over cleartext (h2c), by ALPN over TLS.
+    H2,
 }
 
 /// What to run.
@@ -50,10 +46,15 @@ pub struct LoadSpec {
     /// Path and query.
     pub path: String,
     pub proto: Proto,
+    /// TLS (an `https://` URL) and how to check the server; `None`: cleartext.
+    pub tls: Option<TlsOptions>,
     pub method: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub connections: usize,
+    /// HTTP/2: requests in flight per connection at most (the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS may lower it). HTTP/1.1 always has one.
+    pub streams: usize,
     pub threads: usize,
     pub duration: Duration,
     /// Open loop at this many requests per second over all connections; closed loop if `None`.
@@ -67,17 +68,19 @@ pub struct LoadSpec {
 impl LoadSpec {
     /// A closed-loop HTTP/1.1 GET of `url` with defaults for the rest.
     pub fn new(url: &str) -> Result<LoadSpec, String> {
-        let (addr, authority, path, proto) = parse_url(url)?;
+        let t = parse_url(url)?;
         Ok(LoadSpec {
             url: url.to_string(),
-            addr,
-            authority,
-            path,
-            proto,
+            addr: t.addr,
+            authority: t.authority,
+            path: t.path,
+            proto: t.proto,
+            tls: t.tls.then(TlsOptions::default),
             method: "GET".into(),
             headers: Vec::new(),
             body: Vec::new(),
             connections: 64,
+            streams: 1,
             threads: 0,
             duration: Duration::from_secs(10),
             rate: None,
@@ -91,7 +94,11 @@ impl LoadSpec {
         let json = a.flag("--json");
         let h2 = a.flag("--http2") || a.flag("--h2c");
         let stream = a.flag("--stream");
+        let insecure = a.flag("--insecure") || a.flag("-k");
+        let cacert = a.value("--cacert")?;
+        let sni = a.value("--sni")?;
         let connections = a.parsed("--connections", 64usize)?;
+        let streams = a.parsed("--streams", 1usize)?;
         let threads = a.parsed("--threads", 0usize)?;
         let duration = a.seconds("--seconds", Duration::from_secs(10))?;
         let timeout = a.seconds("--timeout", Duration::from_secs(30))?;
@@ -102,7 +109,20 @@ impl LoadSpec {
         let url = a.positional().ok_or("load needs a URL")?;
         let mut s = LoadSpec::new(&url)?;
         if h2 {
-            s.proto = Proto::H2c;
+            s.proto = Proto::H2;
+        }
+        match &mut s.tls {
+            Some(t) => {
+                *t = TlsOptions {
+                    cacert,
+                    insecure,
+                    sni,
+                }
+            }
+            None if insecure || cacert.is_some() || sni.is_some() => {
+                return Err("--cacert, --insecure and --sni need an https:// URL".into())
+            }
+            None => {}
         }
         s.stream = stream;
         s.connections = connections;
@@ -112,6 +132,15 @@ impl LoadSpec {
         if connections == 0 {
             return Err("--connections must be at least 1".into());
         }
+        if streams == 0 {
+            return Err("--streams must be at least 1".into());
+        }
+        if streams > 1 && s.proto != Proto::H2 {
+            return Err(
+                "--streams needs HTTP/2 (--http2); HTTP/1.1 carries one request at a time".into(),
+            );
+        }
+        s.streams = streams;
         if let Some(r) = rate {
             let r: f64 = r
                 .parse()
@@ -148,21 +177,39 @@ impl LoadSpec {
         };
         t.clamp(1, self.connections.max(1))
     }
+
+    /// What the connections speak, as reports name it: `http/1.1`, `h2c`, `https/1.1`, `h2`.
+    pub fn protocol(&self) -> &'static str {
+        match (self.proto, self.tls.is_some()) {
+            (Proto::Http1, false) => "http/1.1",
+            (Proto::H2, false) => "h2c",
+            (Proto::Http1, true) => "https/1.1",
+            (Proto::H2, true) => "h2",
+        }
+    }
 }
 
-/// (address, authority, path, protocol) of `http://host[:port][/path]`.
-pub fn parse_url(url: &str) -> Result<(SocketAddr, String, String, Proto), String> {
-    let (rest, proto) = if let Some(r) = url.strip_prefix("http://") {
-        (r, Proto::Http1)
+/// Where a URL points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub authority: String,
+    pub path: String,
+    pub proto: Proto,
+    pub tls: bool,
+}
+
+/// The target of `http://`, `https://` or `h2c://host[:port][/path]`.
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    let (rest, proto, tls, port) = if let Some(r) = url.strip_prefix("http://") {
+        (r, Proto::Http1, false, 80)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        (r, Proto::Http1, true, 443)
     } else if let Some(r) = url.strip_prefix("h2c://") {
-        (r, Proto::H2c)
-    } else if url.starts_with("https://") {
-        return Err(format!(
-            "{url}: TLS is not supported yet; use http:// (or --http2 for h2c)"
-        ));
+        (r, Proto::H2, false, 80)
     } else {
         return Err(format!(
-            "{url}: expected a URL like http://127.0.0.1:8080/path"
+            "{url}: expected a URL like http://127.0.0.1:8080/path or https://host:8443/path"
         ));
     };
     let (authority, path) = match rest.find('/') {
@@ -172,20 +219,26 @@ pub fn parse_url(url: &str) -> Result<(SocketAddr, String, String, Proto), Strin
     if authority.is_empty() {
         return Err(format!("{url}: no host"));
     }
-    let with_port = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
+    let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
+        p.parse::<u16>().is_ok() && (!authority.starts_with('[') || h.ends_with(']'))
+    });
+    let with_port = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{port}")
     };
     let addr = with_port
         .to_socket_addrs()
         .map_err(|e| format!("{url}: cannot resolve {authority}: {e}"))?
         .next()
         .ok_or(format!("{url}: {authority} has no address"))?;
-    Ok((addr, authority.to_string(), path.to_string(), proto))
+    Ok(Target {
+        addr,
+        authority: authority.to_string(),
+        path: path.to_string(),
+        proto,
+        tls,
+    })
 }
 
 /// A complete answer.
@@ -212,6 +265,8 @@ pub enum Failure {
     GoAway,
     /// The answer was not valid HTTP.
     Protocol(String),
+    /// The TLS handshake failed (certificate, alert, ALPN), with what went wrong.
+    Tls(String),
 }
 
 impl Failure {
@@ -226,6 +281,7 @@ impl Failure {
             Failure::Reset => "reset",
             Failure::GoAway => "goaway",
             Failure::Protocol(_) => "protocol",
+            Failure::Tls(_) => "tls",
         }
     }
 }
@@ -269,14 +325,21 @@ mod tests {
 
     #[test]
     fn urls() {
-        let (addr, auth, path, proto) = parse_url("http://127.0.0.1:8080/v1/x?y=1").unwrap();
-        assert_eq!(addr, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(auth, "127.0.0.1:8080");
-        assert_eq!(path, "/v1/x?y=1");
-        assert_eq!(proto, Proto::Http1);
-        let (addr, _, path, proto) = parse_url("h2c://127.0.0.1").unwrap();
-        assert_eq!((addr.port(), path.as_str(), proto), (80, "/", Proto::H2c));
-        assert!(parse_url("https://x/").unwrap_err().contains("TLS"));
+        let t = parse_url("http://127.0.0.1:8080/v1/x?y=1").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(t.authority, "127.0.0.1:8080");
+        assert_eq!(t.path, "/v1/x?y=1");
+        assert_eq!((t.proto, t.tls), (Proto::Http1, false));
+        let t = parse_url("h2c://127.0.0.1").unwrap();
+        assert_eq!(
+            (t.addr.port(), t.path.as_str(), t.proto),
+            (80, "/", Proto::H2)
+        );
+        let t = parse_url("https://127.0.0.1/v1").unwrap();
+        assert_eq!((t.addr.port(), t.proto, t.tls), (443, Proto::Http1, true));
+        let t = parse_url("https://[::1]:8443/").unwrap();
+        assert_eq!(t.addr, "[::1]:8443".parse().unwrap());
+        assert_eq!(parse_url("https://[::1]/").unwrap().addr.port(), 443);
         assert!(parse_url("ftp://x/").is_err());
     }
 
@@ -298,6 +361,20 @@ mod tests {
         assert_eq!(s.thread_count(), crate::rt::cores().min(8));
         let mut a = Args::new(vec!["http://x:1/".into(), "--rate".into(), "0".into()]);
         assert!(LoadSpec::from_args(&mut a).is_err());
+        let spec =
+            |s: &str| LoadSpec::from_args(&mut Args::new(s.split(' ').map(String::from).collect()));
+        let (s, _) = spec("https://127.0.0.1:1/ --http2 --streams 8 -k --sni a.test").unwrap();
+        assert_eq!((s.protocol(), s.streams), ("h2", 8));
+        let t = s.tls.unwrap();
+        assert!(t.insecure);
+        assert_eq!(t.sni.as_deref(), Some("a.test"));
+        assert!(spec("http://127.0.0.1:1/ --streams 2")
+            .unwrap_err()
+            .contains("HTTP/2"));
+        assert!(spec("http://127.0.0.1:1/ -k")
+            .unwrap_err()
+            .contains("https://"));
+        assert!(spec("h2c://127.0.0.1:1/ --streams 0").is_err());
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct Report {
     pub url: String,
     pub protocol: &'static str,
     pub connections: usize,
+    /// HTTP/2: requests in flight per connection at most.
+    pub streams: usize,
     pub threads: usize,
     /// The open-loop rate asked for, if any.
     pub target_rate: Option<f64>,
@@ -28,6 +30,7 @@ pub struct Report {
     /// Failures by kind: transport and protocol errors, plus `status NNN` for answers outside 2xx.
     pub errors: BTreeMap<String, u64>,
     pub first_protocol_error: Option<String>,
+    pub first_tls_error: Option<String>,
     pub latency: Summary,
     /// Time to first event (streamed answers).
     pub ttfe: Option<Summary>,
@@ -36,6 +39,9 @@ pub struct Report {
     pub events: u64,
     pub body_bytes: u64,
     pub connects: u64,
+    /// TLS handshakes completed (one per connection opened over TLS), and resumed ones.
+    pub handshakes: u64,
+    pub resumed: u64,
     /// Open loop: requests due before the end that were never sent (the target fell behind).
     pub unsent: u64,
     /// Latencies above the histogram's ten-minute top.
@@ -54,8 +60,9 @@ impl Report {
         let secs = elapsed.as_secs_f64().max(1e-9);
         Report {
             url: spec.url.clone(),
-            protocol: spec.proto.as_str(),
+            protocol: spec.protocol(),
             connections: spec.connections,
+            streams: spec.streams,
             threads,
             target_rate: spec.rate,
             elapsed,
@@ -64,12 +71,15 @@ impl Report {
             status: s.status,
             errors,
             first_protocol_error: s.first_protocol_error,
+            first_tls_error: s.first_tls_error,
             latency: s.latency.summary(),
             ttfe: spec.stream.then(|| s.ttfe.summary()),
             gaps: spec.stream.then(|| s.gaps.summary()),
             events: s.events,
             body_bytes: s.body_bytes,
             connects: s.connects,
+            handshakes: s.handshakes,
+            resumed: s.resumed,
             unsent: s.unsent,
             clamped: s.latency.clamped(),
         }
@@ -107,6 +117,7 @@ impl Report {
             "mode": if self.target_rate.is_some() { "open" } else { "closed" },
             "target_rate": self.target_rate,
             "connections": self.connections,
+            "streams": self.streams,
             "threads": self.threads,
             "seconds": self.elapsed.as_secs_f64(),
             "requests": self.answers,
@@ -115,12 +126,15 @@ impl Report {
             "status": status,
             "errors": self.errors,
             "first_protocol_error": self.first_protocol_error,
+            "first_tls_error": self.first_tls_error,
             "latency": self.latency.to_json(),
             "ttfe": self.ttfe.map(|s| s.to_json()),
             "gaps": self.gaps.map(|s| s.to_json()),
             "events": self.events,
             "body_bytes": self.body_bytes,
             "connects": self.connects,
+            "handshakes": self.handshakes,
+            "resumed": self.resumed,
             "unsent": self.unsent,
         })
     }
@@ -145,18 +159,31 @@ impl fmt::Display for Report {
             Some(r) => format!("open loop at {r:.0} req/s"),
             None => "closed loop".into(),
         };
+        let streams = if self.streams > 1 {
+            format!(" x {} streams", self.streams)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "{} ({}), {mode}, {} connections on {} threads, {:.2} s",
+            "{} ({}), {mode}, {} connections{streams} on {} threads, {:.2} s",
             self.url,
             self.protocol,
             self.connections,
             self.threads,
             self.elapsed.as_secs_f64()
         )?;
+        let handshakes = if self.handshakes > 0 {
+            format!(
+                " ({} TLS handshakes, {} resumed)",
+                self.handshakes, self.resumed
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "  requests  {} answered ({} 2xx), {:.1} req/s, {} connects",
+            "  requests  {} answered ({} 2xx), {:.1} req/s, {} connects{handshakes}",
             self.answers,
             self.ok(),
             self.rate,
@@ -181,6 +208,9 @@ impl fmt::Display for Report {
         }
         if let Some(e) = &self.first_protocol_error {
             writeln!(f, "  first protocol error: {e}")?;
+        }
+        if let Some(e) = &self.first_tls_error {
+            writeln!(f, "  first TLS error: {e}")?;
         }
         percentiles(f, "latency", &self.latency)?;
         if let Some(t) = &self.ttfe {

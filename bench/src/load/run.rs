@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::h1::{self, H1};
-use super::h2::{self, H2Request, H2};
-use super::{Answer, EventClock, Failure, LoadSpec, Proto, Report};
+use super::h2::{self, H2Request};
+use super::transport::{host_of, Opened, TlsClient, Transport};
+use super::{multiplex, Answer, EventClock, Failure, LoadSpec, Proto, Report};
 use crate::histogram::Latency;
 use crate::schedule::{self, Schedule};
 
@@ -22,6 +23,8 @@ pub struct Stats {
     pub errors: std::collections::BTreeMap<&'static str, u64>,
     /// The first protocol error's description.
     pub first_protocol_error: Option<String>,
+    /// The first failed TLS handshake's description.
+    pub first_tls_error: Option<String>,
     /// Latency of complete answers.
     pub latency: Latency,
     /// Time to the first event of streamed answers.
@@ -34,6 +37,9 @@ pub struct Stats {
     pub body_bytes: u64,
     /// Connections opened.
     pub connects: u64,
+    /// TLS handshakes completed, and how many of them resumed a session.
+    pub handshakes: u64,
+    pub resumed: u64,
     /// Open loop: requests that were due before the end but not sent by then.
     pub unsent: u64,
     /// When the last request of this thread finished.
@@ -41,10 +47,51 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn fail(&mut self, f: Failure) {
+    pub(super) fn fail(&mut self, f: Failure) {
         *self.errors.entry(f.kind()).or_default() += 1;
-        if let Failure::Protocol(msg) = f {
-            self.first_protocol_error.get_or_insert(msg);
+        match f {
+            Failure::Protocol(msg) => {
+                self.first_protocol_error.get_or_insert(msg);
+            }
+            Failure::Tls(msg) => {
+                self.first_tls_error.get_or_insert(msg);
+            }
+            _ => {}
+        }
+    }
+
+    /// A connection came up.
+    pub(super) fn opened(&mut self, o: Opened) {
+        self.connects += 1;
+        self.handshakes += u64::from(o.handshake);
+        self.resumed += u64::from(o.resumed);
+    }
+
+    /// The outcome of one request whose latency counts from `origin` and that ended at `done`.
+    pub(super) fn record(
+        &mut self,
+        result: Result<Answer, Failure>,
+        origin: Instant,
+        done: Instant,
+        clock: Option<EventClock>,
+    ) {
+        self.end = self.end.max(Some(done));
+        let a = match result {
+            Ok(a) => a,
+            Err(f) => return self.fail(f),
+        };
+        self.answers += 1;
+        *self.status.entry(a.status).or_default() += 1;
+        self.latency.record(done.saturating_duration_since(origin));
+        self.body_bytes += a.body_bytes;
+        if let Some(clock) = clock {
+            self.events += clock.events;
+            if let Some(f) = clock.first() {
+                self.ttfe.record(f.saturating_duration_since(origin));
+            }
+            for g in clock.gaps {
+                self.gaps.record(g);
+            }
         }
     }
 
@@ -60,12 +107,17 @@ impl Stats {
         if self.first_protocol_error.is_none() {
             self.first_protocol_error = o.first_protocol_error;
         }
+        if self.first_tls_error.is_none() {
+            self.first_tls_error = o.first_tls_error;
+        }
         self.latency.merge(&o.latency);
         self.ttfe.merge(&o.ttfe);
         self.gaps.merge(&o.gaps);
         self.events += o.events;
         self.body_bytes += o.body_bytes;
         self.connects += o.connects;
+        self.handshakes += o.handshakes;
+        self.resumed += o.resumed;
         self.unsent += o.unsent;
         self.end = self.end.max(o.end);
     }
@@ -74,15 +126,23 @@ impl Stats {
 /// Runs `spec` and reports what it saw.
 pub fn run(spec: &LoadSpec) -> Result<Report, String> {
     let threads = spec.thread_count();
+    let tls = match &spec.tls {
+        Some(o) => Some(TlsClient::build(
+            o,
+            host_of(&spec.authority),
+            spec.proto == Proto::H2,
+        )?),
+        None => None,
+    };
     let spec = Arc::new(spec.clone());
     // Threads start their connections at one shared instant, a little ahead so that every
     // runtime is up by then.
     let start = Instant::now() + Duration::from_millis(20);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let spec = spec.clone();
+            let (spec, tls) = (spec.clone(), tls.clone());
             crate::rt::spawn(format!("load-{t}"), move || {
-                thread_main(spec, t, threads, start)
+                thread_main(spec, tls, t, threads, start)
             })
         })
         .collect();
@@ -99,17 +159,24 @@ pub fn run(spec: &LoadSpec) -> Result<Report, String> {
 }
 
 /// What the connections of one thread share.
-struct Shared {
-    spec: Arc<LoadSpec>,
-    request: Rc<Vec<u8>>,
-    h2: H2Request,
-    head: bool,
-    stats: RefCell<Stats>,
-    start: Instant,
-    deadline: Instant,
+pub(super) struct Shared {
+    pub spec: Arc<LoadSpec>,
+    pub tls: Option<TlsClient>,
+    pub request: Rc<Vec<u8>>,
+    pub h2: H2Request,
+    pub head: bool,
+    pub stats: RefCell<Stats>,
+    pub start: Instant,
+    pub deadline: Instant,
 }
 
-async fn thread_main(spec: Arc<LoadSpec>, t: usize, threads: usize, start: Instant) -> Stats {
+async fn thread_main(
+    spec: Arc<LoadSpec>,
+    tls: Option<TlsClient>,
+    t: usize,
+    threads: usize,
+    start: Instant,
+) -> Stats {
     let deadline = start + spec.duration;
     let shared = Rc::new(Shared {
         request: Rc::new(h1::encode_request(
@@ -121,6 +188,7 @@ async fn thread_main(spec: Arc<LoadSpec>, t: usize, threads: usize, start: Insta
         )),
         h2: H2Request {
             block: Rc::new(h2::encode_headers(
+                if tls.is_some() { "https" } else { "http" },
                 &spec.method,
                 &spec.authority,
                 &spec.path,
@@ -130,6 +198,7 @@ async fn thread_main(spec: Arc<LoadSpec>, t: usize, threads: usize, start: Insta
             body: Rc::new(spec.body.clone()),
         },
         head: spec.method == "HEAD",
+        tls,
         stats: RefCell::new(Stats::default()),
         start,
         deadline,
@@ -140,7 +209,10 @@ async fn thread_main(spec: Arc<LoadSpec>, t: usize, threads: usize, start: Insta
     }
     let tasks: Vec<_> = (t..shared.spec.connections)
         .step_by(threads)
-        .map(|i| monoio::spawn(connection(shared.clone(), i)))
+        .map(|i| match shared.spec.proto {
+            Proto::Http1 => monoio::spawn(connection(shared.clone(), i)),
+            Proto::H2 => monoio::spawn(multiplex::connection(shared.clone(), i)),
+        })
         .collect();
     for task in tasks {
         task.await;
@@ -150,20 +222,14 @@ async fn thread_main(spec: Arc<LoadSpec>, t: usize, threads: usize, start: Insta
     stats
 }
 
-/// One connection of the load (reconnected after a failure or a `Connection: close`).
-enum Conn {
-    H1(H1),
-    H2(H2),
-}
-
-/// The request loop of connection `index`.
+/// The request loop of HTTP/1.1 connection `index` (reconnected after a failure or a
+/// `Connection: close`).
 async fn connection(sh: Rc<Shared>, index: usize) {
     let spec = &sh.spec;
     let mut sched = spec
         .rate
         .map(|r| Schedule::for_connection(sh.start, r, index, spec.connections));
-    let mut conn: Option<Conn> = None;
-    let mut end = Instant::now();
+    let mut conn: Option<H1> = None;
     loop {
         // When this request is due (open loop), or now (closed loop).
         let due = match &mut sched {
@@ -192,10 +258,10 @@ async fn connection(sh: Rc<Shared>, index: usize) {
             }
         };
         if conn.is_none() {
-            match open(spec).await {
-                Ok(c) => {
-                    sh.stats.borrow_mut().connects += 1;
-                    conn = Some(c);
+            match Transport::connect(spec.addr, sh.tls.as_ref()).await {
+                Ok((io, opened)) => {
+                    sh.stats.borrow_mut().opened(opened);
+                    conn = Some(H1::new(io));
                 }
                 Err(f) => {
                     sh.stats.borrow_mut().fail(f);
@@ -209,58 +275,16 @@ async fn connection(sh: Rc<Shared>, index: usize) {
         let sent = Instant::now();
         let origin = due.map_or(sent, |d| schedule::origin(d, sent));
         let mut clock = spec.stream.then(EventClock::default);
-        let result = monoio::time::timeout(spec.timeout, exchange(c, &sh, clock.as_mut())).await;
-        let done = Instant::now();
-        end = done;
-        let mut st = sh.stats.borrow_mut();
-        match result {
-            Ok(Ok(a)) => {
-                st.answers += 1;
-                *st.status.entry(a.status).or_default() += 1;
-                st.latency.record(done - origin);
-                st.body_bytes += a.body_bytes;
-                if let Some(clock) = clock {
-                    st.events += clock.events;
-                    if let Some(f) = clock.first() {
-                        st.ttfe.record(f.saturating_duration_since(origin));
-                    }
-                    for g in clock.gaps {
-                        st.gaps.record(g);
-                    }
-                }
-                if !a.keep_alive {
-                    conn = None;
-                }
-            }
-            Ok(Err(f)) => {
-                st.fail(f);
-                conn = None;
-            }
-            Err(_) => {
-                st.fail(Failure::Timeout);
-                conn = None;
-            }
+        let exchange = c.exchange(&sh.request, sh.head, clock.as_mut());
+        let result = match monoio::time::timeout(spec.timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Timeout),
+        };
+        if !matches!(result, Ok(a) if a.keep_alive) {
+            conn = None;
         }
-    }
-    let mut st = sh.stats.borrow_mut();
-    st.end = st.end.max(Some(end));
-}
-
-async fn open(spec: &LoadSpec) -> Result<Conn, Failure> {
-    match spec.proto {
-        Proto::Http1 => H1::connect(spec.addr).await.map(Conn::H1),
-        Proto::H2c => H2::connect(spec.addr).await.map(Conn::H2),
-    }
-    .map_err(|_| Failure::Connect)
-}
-
-async fn exchange(
-    c: &mut Conn,
-    sh: &Shared,
-    clock: Option<&mut EventClock>,
-) -> Result<Answer, Failure> {
-    match c {
-        Conn::H1(c) => c.exchange(&sh.request, sh.head, clock).await,
-        Conn::H2(c) => c.exchange(&sh.h2, clock).await,
+        sh.stats
+            .borrow_mut()
+            .record(result, origin, Instant::now(), clock);
     }
 }

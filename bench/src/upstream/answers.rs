@@ -44,7 +44,7 @@ pub struct Answers {
     pub not_found: Rc<Vec<u8>>,
 }
 
-fn response(status: &str, content_type: &str, body: &str) -> Rc<Vec<u8>> {
+pub(super) fn response(status: &str, content_type: &str, body: &str) -> Rc<Vec<u8>> {
     Rc::new(
         format!(
             "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",

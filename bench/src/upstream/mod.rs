@@ -9,7 +9,9 @@
 //! Routes (matched on the path's end, so any base path works):
 //! `POST .../chat/completions` and `.../completions` (JSON, or SSE with a usage chunk and
 //! `[DONE]`), `POST .../embeddings`, `GET .../models`, any other `GET` is `200 ok`, the rest
-//! `404`.
+//! `404`. `GET .../_mock/stats` reports what the mock has seen since it started, over all its
+//! threads: `{"requests": N, "max_in_flight": M}` (requests answered, and the most that were
+//! being answered at once; the stats request itself is not counted).
 
 pub mod answers;
 
@@ -17,6 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -142,6 +145,39 @@ async fn serve(sock: std::net::TcpListener, spec: MockSpec) -> io::Result<()> {
 enum Reply {
     Fixed(Rc<Vec<u8>>),
     Stream,
+    Stats,
+}
+
+/// Requests answered, being answered, and the most answered at once (see the module doc).
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+static MAX_IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a request as being answered until dropped.
+struct InFlight;
+
+impl InFlight {
+    fn new() -> InFlight {
+        let now = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
+        MAX_IN_FLIGHT.fetch_max(now, Ordering::Relaxed);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn stats_answer() -> Rc<Vec<u8>> {
+    let body = format!(
+        "{{\"requests\":{},\"max_in_flight\":{}}}",
+        REQUESTS.load(Ordering::Relaxed),
+        MAX_IN_FLIGHT.load(Ordering::Relaxed)
+    );
+    answers::response("200 OK", "application/json", &body)
 }
 
 fn route(answers: &Answers, method: &str, path: &str, body: &[u8]) -> Reply {
@@ -156,6 +192,7 @@ fn route(answers: &Answers, method: &str, path: &str, body: &[u8]) -> Reply {
         }
         "POST" if path.ends_with("/embeddings") => Reply::Fixed(answers.embeddings.clone()),
         "GET" if path.ends_with("/models") => Reply::Fixed(answers.models.clone()),
+        "GET" if path.ends_with("/_mock/stats") => Reply::Stats,
         "GET" | "HEAD" => Reply::Fixed(answers.ok.clone()),
         _ => Reply::Fixed(answers.not_found.clone()),
     }
@@ -212,13 +249,17 @@ async fn connection(mut stream: TcpStream, answers: Rc<Answers>, spec: Rc<MockSp
             }
             Framing::Empty | Framing::Close => {}
         }
+        let reply = route(&answers, &head.method, &head.path, &body);
+        let counted = (!matches!(reply, Reply::Stats)).then(InFlight::new);
         if !spec.latency.is_zero() {
             monoio::time::sleep(spec.latency).await;
         }
-        let ok = match route(&answers, &head.method, &head.path, &body) {
+        let ok = match reply {
             Reply::Fixed(r) => stream.write_all(r).await.0.is_ok(),
             Reply::Stream => send_stream(&mut stream, &answers, spec.chunk_gap).await,
+            Reply::Stats => stream.write_all(stats_answer()).await.0.is_ok(),
         };
+        drop(counted);
         if !ok || !head.keep_alive {
             return;
         }
@@ -260,7 +301,8 @@ async fn read_more(stream: &mut TcpStream, mut buf: Vec<u8>) -> Option<Vec<u8>> 
     if buf.capacity() - buf.len() < READ_BUF / 4 {
         buf.reserve(READ_BUF);
     }
-    let (res, buf) = stream.read(buf).await;
+    let (res, buf) = stream.read(crate::rt::spare(&mut buf)).await;
+    let buf = buf.into_inner();
     match res {
         Ok(n) if n > 0 => Some(buf),
         _ => None,

@@ -1,0 +1,522 @@
+//! One HTTP/2 connection carrying up to `--streams` requests at once.
+//!
+//! The connection is driven by one task ([`crate::load::multiplex`]): it starts streams while
+//! slots are free ([`H2::start`]), then waits for frames ([`H2::wait`]), which may end streams;
+//! ended streams are collected ([`H2::take_ended`]) with the instant their last frame was read.
+//! Nothing is shared between tasks, so no locks and no split of the (TLS) stream.
+//!
+//! Limits kept: the server's SETTINGS_MAX_CONCURRENT_STREAMS (the connection waits for the
+//! server's first SETTINGS before starting any stream, so even the first burst respects it),
+//! its SETTINGS_MAX_FRAME_SIZE, and its flow-control windows for request bodies (connection
+//! and per stream; bodies waiting for window are sent as WINDOW_UPDATEs arrive).
+//!
+//! Receiving: our SETTINGS give every stream the largest window (2^31-1) and a WINDOW_UPDATE
+//! raises the connection's to the same; consumed bytes are returned on the connection once
+//! 1 GiB has been read.
+//!
+//! A stream ends with its END_STREAM, a RST_STREAM (`reset`), a GOAWAY that excludes it
+//! (`goaway`), or a timeout (we send RST_STREAM CANCEL and the others carry on). A connection
+//! error (read, write, close, bad framing) ends every stream in flight with it.
+
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::{
+    flag, frame_header, parse_frame_header, ty, unpad, H2Request, CANCEL, DEFAULT_WINDOW,
+    FRAME_HEADER, MAX_WINDOW, PREFACE, READ_BUF, SETTINGS_ENABLE_PUSH,
+    SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_MAX_FRAME_SIZE,
+    WINDOW_RETURN,
+};
+use crate::load::transport::Transport;
+use crate::load::{Answer, EventClock, Failure};
+use crate::rt::spare;
+
+/// `ECANCELED`: a cancelled read.
+const ECANCELED: i32 = 125;
+
+/// A request in flight.
+struct Active {
+    id: u32,
+    status: u16,
+    /// What we may still send on this stream.
+    window: i64,
+    body: Rc<Vec<u8>>,
+    body_sent: usize,
+    body_bytes: u64,
+    origin: Instant,
+    sent: Instant,
+    clock: Option<EventClock>,
+}
+
+/// A request that ended.
+pub struct Ended {
+    pub result: Result<Answer, Failure>,
+    /// When its latency counts from (as given to [`H2::start`]).
+    pub origin: Instant,
+    /// When it ended: the read that brought its last frame returned.
+    pub at: Instant,
+    pub clock: Option<EventClock>,
+}
+
+/// An HTTP/2 connection and its streams in flight.
+pub struct H2 {
+    io: Transport,
+    buf: Vec<u8>,
+    pos: usize,
+    read_at: Instant,
+    out: Vec<u8>,
+    decoder: fluke_hpack::Decoder<'static>,
+    next_stream: u32,
+    /// Our `--streams`.
+    max_streams: usize,
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until it says).
+    peer_max_streams: u32,
+    settings_seen: bool,
+    /// The server's SETTINGS_MAX_FRAME_SIZE.
+    max_frame: usize,
+    /// The server's SETTINGS_INITIAL_WINDOW_SIZE (our streams' send windows start there).
+    peer_initial_window: i64,
+    /// What we may still send on the connection.
+    conn_window: i64,
+    /// DATA bytes received and not yet returned in a WINDOW_UPDATE.
+    unreturned: u64,
+    /// The last stream id of a GOAWAY: no new stream may start.
+    goaway: Option<u32>,
+    active: Vec<Active>,
+    /// A header block awaiting CONTINUATION: stream, fragments so far, END_STREAM.
+    partial: Option<(u32, Vec<u8>, bool)>,
+    ended: Vec<Ended>,
+}
+
+impl H2 {
+    /// Sends the preface, our SETTINGS and the connection window raise over `io`, and waits for
+    /// the server's SETTINGS. At most `max_streams` requests will be in flight.
+    pub async fn handshake(io: Transport, max_streams: usize) -> Result<H2, Failure> {
+        let mut c = H2 {
+            io,
+            buf: Vec::with_capacity(READ_BUF),
+            pos: 0,
+            read_at: Instant::now(),
+            out: Vec::with_capacity(4096),
+            decoder: fluke_hpack::Decoder::new(),
+            next_stream: 1,
+            max_streams: max_streams.max(1),
+            peer_max_streams: u32::MAX,
+            settings_seen: false,
+            max_frame: 16_384,
+            peer_initial_window: DEFAULT_WINDOW,
+            conn_window: DEFAULT_WINDOW,
+            unreturned: 0,
+            goaway: None,
+            active: Vec::new(),
+            partial: None,
+            ended: Vec::new(),
+        };
+        c.out.extend_from_slice(PREFACE);
+        frame_header(&mut c.out, 12, ty::SETTINGS, 0, 0);
+        for (id, v) in [
+            (SETTINGS_ENABLE_PUSH, 0),
+            (SETTINGS_INITIAL_WINDOW_SIZE, MAX_WINDOW),
+        ] {
+            c.out.extend_from_slice(&id.to_be_bytes());
+            c.out.extend_from_slice(&v.to_be_bytes());
+        }
+        frame_header(&mut c.out, 4, ty::WINDOW_UPDATE, 0, 0);
+        c.out
+            .extend_from_slice(&(MAX_WINDOW - DEFAULT_WINDOW as u32).to_be_bytes());
+        while !c.settings_seen {
+            c.wait(None).await?;
+        }
+        Ok(c)
+    }
+
+    /// Whether new streams may still start here (no GOAWAY, stream ids left).
+    pub fn usable(&self) -> bool {
+        self.goaway.is_none() && self.next_stream < MAX_WINDOW - 2
+    }
+
+    /// Streams that may start now.
+    pub fn free_slots(&self) -> usize {
+        if !self.usable() {
+            return 0;
+        }
+        let limit = self.max_streams.min(self.peer_max_streams as usize);
+        limit.saturating_sub(self.active.len())
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.active.len()
+    }
+
+    /// When the oldest request in flight was sent.
+    pub fn oldest_sent(&self) -> Option<Instant> {
+        self.active.iter().map(|a| a.sent).min()
+    }
+
+    /// Queues `req` on a new stream (sent by the next [`H2::flush`] or [`H2::wait`]); its
+    /// latency will count from `origin`. Call only with a free slot.
+    pub fn start(
+        &mut self,
+        req: &H2Request,
+        origin: Instant,
+        clock: Option<EventClock>,
+    ) -> Result<(), Failure> {
+        debug_assert!(self.free_slots() > 0);
+        if req.block.len() > self.max_frame {
+            return Err(Failure::Protocol("request headers exceed a frame".into()));
+        }
+        let id = self.next_stream;
+        self.next_stream += 2;
+        let end = if req.body.is_empty() {
+            flag::END_STREAM
+        } else {
+            0
+        };
+        frame_header(
+            &mut self.out,
+            req.block.len(),
+            ty::HEADERS,
+            flag::END_HEADERS | end,
+            id,
+        );
+        self.out.extend_from_slice(&req.block);
+        self.active.push(Active {
+            id,
+            status: 0,
+            window: self.peer_initial_window,
+            body: req.body.clone(),
+            body_sent: 0,
+            body_bytes: 0,
+            origin,
+            sent: Instant::now(),
+            clock,
+        });
+        let a = self.active.last_mut().expect("just pushed");
+        queue_body(&mut self.out, &mut self.conn_window, self.max_frame, a);
+        Ok(())
+    }
+
+    /// Sends what is queued.
+    pub async fn flush(&mut self) -> Result<(), Failure> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let (res, mut out) = self.io.write_all(out).await;
+        out.clear();
+        self.out = out;
+        res.map(|_| ()).map_err(|_| Failure::Write)
+    }
+
+    /// Sends what is queued, then reads once (giving up at `wake`, if given) and handles every
+    /// complete frame; acknowledgements, window updates and body the server now has room for
+    /// are sent before returning.
+    pub async fn wait(&mut self, wake: Option<Instant>) -> Result<(), Failure> {
+        self.flush().await?;
+        if self.fill(wake).await? {
+            self.process()?;
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Ends (as timeouts) the streams sent `timeout` or longer before `now`, resetting them.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) {
+        for i in (0..self.active.len()).rev() {
+            if now.saturating_duration_since(self.active[i].sent) >= timeout {
+                let id = self.active[i].id;
+                self.reset(id);
+                self.end(i, Some(Failure::Timeout), now);
+            }
+        }
+    }
+
+    /// The streams that ended since the last call.
+    pub fn take_ended(&mut self) -> std::vec::Drain<'_, Ended> {
+        self.ended.drain(..)
+    }
+
+    /// Gives up the connection after `f`: every stream still in flight ends with it.
+    pub fn fail(mut self, f: Failure) -> Vec<Ended> {
+        let now = Instant::now();
+        while !self.active.is_empty() {
+            self.end(0, Some(f.clone()), now);
+        }
+        self.ended
+    }
+
+    /// Reads once; `false` when `wake` came first.
+    async fn fill(&mut self, wake: Option<Instant>) -> Result<bool, Failure> {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.buf.capacity() - self.buf.len() < READ_BUF / 4 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            self.buf.reserve(READ_BUF);
+        }
+        let (res, buf) = match wake {
+            None => self.io.read(spare(&mut self.buf)).await,
+            Some(wake) => {
+                // A read cannot simply be dropped on io_uring (bytes that landed would be
+                // lost): cancel it and await it, keeping whatever arrived.
+                let canceller = monoio::io::Canceller::new();
+                let read = self
+                    .io
+                    .cancelable_read(spare(&mut self.buf), canceller.handle());
+                let mut read = std::pin::pin!(read);
+                let first = monoio::select! {
+                    r = &mut read => Some(r),
+                    _ = monoio::time::sleep_until(wake.into()) => None,
+                };
+                match first {
+                    Some(r) => r,
+                    None => {
+                        let _ = canceller.cancel();
+                        read.await
+                    }
+                }
+            }
+        };
+        self.buf = buf.into_inner();
+        self.read_at = Instant::now();
+        match res {
+            Ok(0) => Err(Failure::Closed),
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(ECANCELED) => Ok(false),
+            Err(e) => Err(Failure::Read(e.kind())),
+        }
+    }
+
+    /// Handles every complete frame in the buffer, then queues body for streams that wait.
+    fn process(&mut self) -> Result<(), Failure> {
+        while self.buf.len() - self.pos >= FRAME_HEADER {
+            let (len, ty, flags, sid) = parse_frame_header(&self.buf[self.pos..]);
+            if self.buf.len() - self.pos < FRAME_HEADER + len {
+                break;
+            }
+            let start = self.pos + FRAME_HEADER;
+            self.pos = start + len;
+            self.on_frame(ty, flags, sid, start..start + len)?;
+        }
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        for a in &mut self.active {
+            if a.body_sent < a.body.len() {
+                queue_body(&mut self.out, &mut self.conn_window, self.max_frame, a);
+            }
+        }
+        Ok(())
+    }
+
+    fn find(&self, sid: u32) -> Option<usize> {
+        self.active.iter().position(|a| a.id == sid)
+    }
+
+    /// Handles one frame whose payload is `self.buf[payload]`.
+    fn on_frame(
+        &mut self,
+        ty: u8,
+        flags: u8,
+        sid: u32,
+        payload: Range<usize>,
+    ) -> Result<(), Failure> {
+        let p = &self.buf[payload];
+        match ty {
+            ty::DATA => {
+                self.unreturned += p.len() as u64;
+                let data = unpad(p, flags)?;
+                if let Some(i) = self.active.iter().position(|a| a.id == sid) {
+                    let a = &mut self.active[i];
+                    a.body_bytes += data.len() as u64;
+                    if let Some(ev) = &mut a.clock {
+                        ev.feed(data, self.read_at);
+                    }
+                    if flags & flag::END_STREAM != 0 {
+                        self.end(i, None, self.read_at);
+                    }
+                }
+                if self.unreturned >= WINDOW_RETURN {
+                    let n = self.unreturned as u32;
+                    self.unreturned = 0;
+                    frame_header(&mut self.out, 4, ty::WINDOW_UPDATE, 0, 0);
+                    self.out.extend_from_slice(&n.to_be_bytes());
+                }
+            }
+            ty::HEADERS => {
+                let mut frag = unpad(p, flags)?;
+                if flags & flag::PRIORITY != 0 {
+                    frag = frag
+                        .get(5..)
+                        .ok_or(Failure::Protocol("short HEADERS".into()))?;
+                }
+                let frag = frag.to_vec();
+                let end_stream = flags & flag::END_STREAM != 0;
+                if flags & flag::END_HEADERS == 0 {
+                    self.partial = Some((sid, frag, end_stream));
+                } else {
+                    self.headers_done(sid, &frag, end_stream)?;
+                }
+            }
+            ty::CONTINUATION => {
+                let Some((first, mut block, end_stream)) = self.partial.take() else {
+                    return Err(Failure::Protocol("unexpected CONTINUATION".into()));
+                };
+                if first != sid {
+                    return Err(Failure::Protocol("CONTINUATION of another stream".into()));
+                }
+                block.extend_from_slice(p);
+                if flags & flag::END_HEADERS == 0 {
+                    self.partial = Some((sid, block, end_stream));
+                } else {
+                    self.headers_done(sid, &block, end_stream)?;
+                }
+            }
+            ty::RST_STREAM => {
+                if let Some(i) = self.find(sid) {
+                    self.end(i, Some(Failure::Reset), self.read_at);
+                }
+            }
+            ty::SETTINGS if flags & flag::ACK == 0 => {
+                for s in p.chunks_exact(6) {
+                    let id = u16::from_be_bytes([s[0], s[1]]);
+                    let v = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
+                    match id {
+                        SETTINGS_INITIAL_WINDOW_SIZE => {
+                            let delta = i64::from(v) - self.peer_initial_window;
+                            for a in &mut self.active {
+                                a.window += delta;
+                            }
+                            self.peer_initial_window = i64::from(v);
+                        }
+                        SETTINGS_MAX_FRAME_SIZE => self.max_frame = v as usize,
+                        SETTINGS_MAX_CONCURRENT_STREAMS => self.peer_max_streams = v,
+                        _ => {}
+                    }
+                }
+                self.settings_seen = true;
+                frame_header(&mut self.out, 0, ty::SETTINGS, flag::ACK, 0);
+            }
+            ty::PING if flags & flag::ACK == 0 => {
+                let p = p.to_vec();
+                frame_header(&mut self.out, 8, ty::PING, flag::ACK, 0);
+                self.out.extend_from_slice(&p);
+            }
+            ty::GOAWAY => {
+                let last = p.get(..4).map_or(0, |b| {
+                    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & MAX_WINDOW
+                });
+                self.goaway = Some(last);
+                for i in (0..self.active.len()).rev() {
+                    if self.active[i].id > last {
+                        self.end(i, Some(Failure::GoAway), self.read_at);
+                    }
+                }
+            }
+            ty::WINDOW_UPDATE => {
+                let inc = p.get(..4).map_or(0, |b| {
+                    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & MAX_WINDOW
+                });
+                if sid == 0 {
+                    self.conn_window += i64::from(inc);
+                } else if let Some(i) = self.find(sid) {
+                    self.active[i].window += i64::from(inc);
+                }
+            }
+            ty::PUSH_PROMISE => {
+                return Err(Failure::Protocol("PUSH_PROMISE though push is off".into()))
+            }
+            // PRIORITY, acknowledgements, unknown types
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A complete header block arrived: decode it (always, to keep the HPACK table in step).
+    fn headers_done(&mut self, sid: u32, block: &[u8], end_stream: bool) -> Result<(), Failure> {
+        let mut status = 0u16;
+        self.decoder
+            .decode_with_cb(block, |name, value| {
+                if &name[..] == b":status" {
+                    status = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                }
+            })
+            .map_err(|e| Failure::Protocol(format!("HPACK: {e:?}")))?;
+        let Some(i) = self.find(sid) else {
+            return Ok(());
+        };
+        let a = &mut self.active[i];
+        // informational answers (1xx) are followed by the real head; trailers carry no status
+        if status >= 200 {
+            a.status = status;
+        } else if status == 0 && a.status == 0 {
+            let f = Failure::Protocol("response without :status".into());
+            self.reset(sid);
+            self.end(i, Some(f), self.read_at);
+            return Ok(());
+        }
+        if end_stream {
+            self.end(i, None, self.read_at);
+        }
+        Ok(())
+    }
+
+    /// Ends stream `active[i]` at `at`: answered, or with `failure`. If the server answered
+    /// before the whole body went out, the rest is not sent: the stream is reset instead.
+    fn end(&mut self, i: usize, failure: Option<Failure>, at: Instant) {
+        let a = self.active.swap_remove(i);
+        if failure.is_none() && a.body_sent < a.body.len() {
+            self.reset(a.id);
+        }
+        let result = match failure {
+            Some(f) => Err(f),
+            None => Ok(Answer {
+                status: a.status,
+                keep_alive: true,
+                body_bytes: a.body_bytes,
+            }),
+        };
+        self.ended.push(Ended {
+            result,
+            origin: a.origin,
+            at,
+            clock: a.clock,
+        });
+    }
+
+    /// Queues RST_STREAM CANCEL for `id`.
+    fn reset(&mut self, id: u32) {
+        frame_header(&mut self.out, 4, ty::RST_STREAM, 0, id);
+        self.out.extend_from_slice(&CANCEL.to_be_bytes());
+    }
+}
+
+/// Appends as much of `a`'s body as its window, the connection's and the frame size allow.
+fn queue_body(out: &mut Vec<u8>, conn_window: &mut i64, max_frame: usize, a: &mut Active) {
+    while a.body_sent < a.body.len() {
+        let room = a.window.min(*conn_window).min(max_frame as i64);
+        if room <= 0 {
+            return;
+        }
+        let n = (room as usize).min(a.body.len() - a.body_sent);
+        let last = a.body_sent + n == a.body.len();
+        frame_header(
+            out,
+            n,
+            ty::DATA,
+            if last { flag::END_STREAM } else { 0 },
+            a.id,
+        );
+        out.extend_from_slice(&a.body[a.body_sent..a.body_sent + n]);
+        a.body_sent += n;
+        a.window -= n as i64;
+        *conn_window -= n as i64;
+    }
+}
