@@ -152,14 +152,20 @@ fn config_redacts_secrets(driver: &str) {
 /// A reload that changes `admin.address` moves the admin listener there at once; a busy
 /// address refuses the reload and the admin listener stays where it was.
 fn admin_address_moves_on_reload(driver: &str) {
-    let base = simple(&["127.0.0.1:9"]);
+    // The first admin address is on 127.0.0.3, where no other test binds, so that its port
+    // cannot be taken by another test once it is closed.
+    let base = simple(&["127.0.0.1:9"]).replace(
+        "admin:\n  address: 127.0.0.1:0",
+        "admin:\n  address: 127.0.0.3:0",
+    );
     let mut gw = Gateway::start(&base, driver);
     let old = gw.admin;
+    assert_eq!(old.ip().to_string(), "127.0.0.3");
 
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
     gw.write_config(&base.replace(
-        "admin:\n  address: 127.0.0.1:0",
+        "admin:\n  address: 127.0.0.3:0",
         &format!("admin:\n  address: {busy_addr}"),
     ));
     let r = gw.post_reload();
@@ -173,7 +179,7 @@ fn admin_address_moves_on_reload(driver: &str) {
 
     // Another loopback address, so the new socket cannot be the old one.
     gw.write_config(&base.replace(
-        "admin:\n  address: 127.0.0.1:0",
+        "admin:\n  address: 127.0.0.3:0",
         "admin:\n  address: 127.0.0.2:0",
     ));
     let r = gw.post_reload();

@@ -45,7 +45,7 @@ pub struct AdminHandle {
     pub configured: String,
     /// Where it is bound.
     pub bound: SocketAddr,
-    moves: async_channel::Sender<std::net::TcpListener>,
+    moves: async_channel::Sender<Move>,
 }
 
 /// A socket bound for a new `admin.address`, not yet serving.
@@ -67,9 +67,18 @@ pub fn bind(address: &str) -> Result<AdminSocket, String> {
 }
 
 impl AdminHandle {
-    /// Serves new admin connections on `to` from now on; the old socket closes.
+    /// Serves new admin connections on `to` from now on. Returns once the admin thread has
+    /// closed the old socket (or after `MOVE_ACK` if it does not answer), so that a caller told
+    /// the reload succeeded finds the old address closed and the new one accepting.
     pub fn move_to(&mut self, to: AdminSocket) {
-        if self.moves.send_blocking(to.socket).is_ok() {
+        let (done, acked) = std::sync::mpsc::sync_channel(1);
+        if self.moves.send_blocking((to.socket, done)).is_ok() {
+            if acked.recv_timeout(MOVE_ACK).is_err() {
+                crate::log::warn(format_args!(
+                    "admin: the admin thread did not confirm the move to {} in time",
+                    to.bound
+                ));
+            }
             self.configured = to.configured;
             self.bound = to.bound;
             crate::log::info(format_args!("admin listening on {}", self.bound));
@@ -108,12 +117,15 @@ pub fn start(
     })
 }
 
-/// Accepts admin connections on `socket`, switching to each socket that arrives on `moved`.
-async fn serve(
-    socket: std::net::TcpListener,
-    moved: async_channel::Receiver<std::net::TcpListener>,
-    admin: Admin,
-) {
+/// A new admin socket, and where to confirm that the old one is closed.
+type Move = (std::net::TcpListener, std::sync::mpsc::SyncSender<()>);
+
+/// How long a reload waits for the admin thread to take a new socket.
+const MOVE_ACK: Duration = Duration::from_secs(5);
+
+/// Accepts admin connections on `socket`, switching to each socket that arrives on `moved`
+/// (the old one is closed before the switch is confirmed).
+async fn serve(socket: std::net::TcpListener, moved: async_channel::Receiver<Move>, admin: Admin) {
     let admin = Rc::new(admin);
     let mut next = Some(socket);
     while let Some(socket) = next.take() {
@@ -124,7 +136,12 @@ async fn serve(
         next = loop {
             let accepted = monoio::select! {
                 r = listener.accept() => r,
-                m = moved.recv() => break m.ok(),
+                m = moved.recv() => {
+                    let Ok((socket, done)) = m else { break None };
+                    drop(listener);
+                    let _ = done.send(());
+                    break Some(socket);
+                }
             };
             match accepted {
                 Ok((stream, _)) => {
