@@ -12,6 +12,7 @@
 
 pub mod clock;
 pub mod driver;
+pub mod idle;
 pub mod listen;
 pub mod signal;
 pub mod state;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpListener;
 
+use super::idle::IdleTimers;
 use super::signal::Signal;
 use super::state::WorkerState;
 use crate::observe::access_log::AccessLog;
@@ -85,6 +86,8 @@ pub struct Worker {
     pub metrics: RefCell<WorkerMetrics>,
     /// Fired on shutdown: idle connections close, busy ones close after their response.
     pub drain: Signal,
+    /// The idle deadlines of quiet connections (one table and ticker instead of a timer each).
+    pub idle: Rc<IdleTimers>,
     /// Fired (and replaced by a fresh one) when a new snapshot is in force: HTTP/2
     /// connections check whether their listener's settings changed.
     pub reloaded: RefCell<Signal>,
@@ -153,6 +156,7 @@ pub async fn run(
         state: RefCell::new(Rc::new(state)),
         metrics: RefCell::new(WorkerMetrics::default()),
         drain: Signal::new(),
+        idle: Rc::new(IdleTimers::default()),
         reloaded: RefCell::new(Signal::new()),
         active: Cell::new(0),
         open,
@@ -161,6 +165,7 @@ pub async fn run(
     });
     start_listeners(&worker, listeners);
     monoio::spawn(give_back_memory());
+    monoio::spawn(worker.idle.clone().run());
     while let Ok(msg) = rx.recv().await {
         match msg {
             WorkerMsg::Update {

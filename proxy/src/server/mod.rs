@@ -59,7 +59,7 @@ pub async fn serve<S: Transport + 'static>(
         match Box::pin(busy).await {
             Busy::Quiet(deadline) => {
                 first = false;
-                if !wait_readable(&mut conn, deadline, &worker.drain).await {
+                if !wait_readable(&mut conn, deadline, &worker).await {
                     break;
                 }
                 idle_deadline = Some(deadline);
@@ -70,7 +70,8 @@ pub async fn serve<S: Transport + 'static>(
                 // connection's state (idle connections would pay for it).
                 return Box::pin(h2::serve(conn, peer, listener, worker)).await;
             }
-            Busy::Upgrade(upstream) => return tunnel::run(conn, *upstream).await,
+            // Boxed, like h2: an idle connection's task should not carry a tunnel's state.
+            Busy::Upgrade(upstream) => return Box::pin(tunnel::run(conn, *upstream)).await,
         }
     }
 }
@@ -187,15 +188,16 @@ async fn wait_hot<S: Transport>(
 }
 
 /// Waits by readiness alone, holding no buffer, until the client sends something (`true`),
-/// or closes, idles out past `idle_deadline`, or the worker drains (`false`).
+/// or closes, idles out past `idle_deadline`, or the worker drains (`false`). The deadline is
+/// kept in the worker's idle table, not a timer of the connection's own (runtime/idle.rs).
 async fn wait_readable<S: Transport>(
     conn: &mut BufConn<S>,
     idle_deadline: Instant,
-    drain: &Signal,
+    worker: &Worker,
 ) -> bool {
     monoio::select! {
         r = conn.io.readable() => r.is_ok(),
-        _ = monoio::time::sleep_until(idle_deadline.into()) => false,
-        _ = drain.wait() => false,
+        _ = worker.idle.wait(idle_deadline) => false,
+        _ = worker.drain.wait() => false,
     }
 }
