@@ -187,7 +187,7 @@ async fn thread_main(
             &spec.body,
         )),
         h2: H2Request {
-            block: Rc::new(h2::encode_headers(
+            blocks: Rc::new(h2::encode_headers(
                 if tls.is_some() { "https" } else { "http" },
                 &spec.method,
                 &spec.authority,

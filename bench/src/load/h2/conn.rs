@@ -23,10 +23,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{
-    flag, frame_header, parse_frame_header, ty, unpad, H2Request, CANCEL, DEFAULT_WINDOW,
-    FRAME_HEADER, MAX_WINDOW, PREFACE, READ_BUF, SETTINGS_ENABLE_PUSH,
-    SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_MAX_FRAME_SIZE,
-    WINDOW_RETURN,
+    flag, frame_header, hpack, parse_frame_header, ty, unpad, H2Request, HeaderBlocks, CANCEL,
+    DEFAULT_WINDOW, FRAME_HEADER, MAX_WINDOW, PREFACE, READ_BUF, SETTINGS_ENABLE_PUSH,
+    SETTINGS_HEADER_TABLE_SIZE, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS,
+    SETTINGS_MAX_FRAME_SIZE, WINDOW_RETURN,
 };
 use crate::load::transport::Transport;
 use crate::load::{Answer, EventClock, Failure};
@@ -66,7 +66,8 @@ pub struct H2 {
     pos: usize,
     read_at: Instant,
     out: Vec<u8>,
-    decoder: fluke_hpack::Decoder<'static>,
+    decoder: hpack::Decoder,
+    encoder: Encoder,
     next_stream: u32,
     /// Our `--streams`.
     max_streams: usize,
@@ -99,7 +100,8 @@ impl H2 {
             pos: 0,
             read_at: Instant::now(),
             out: Vec::with_capacity(4096),
-            decoder: fluke_hpack::Decoder::new(),
+            decoder: hpack::Decoder::default(),
+            encoder: Encoder::default(),
             next_stream: 1,
             max_streams: max_streams.max(1),
             peer_max_streams: u32::MAX,
@@ -164,7 +166,12 @@ impl H2 {
         clock: Option<EventClock>,
     ) -> Result<(), Failure> {
         debug_assert!(self.free_slots() > 0);
-        if req.block.len() > self.max_frame {
+        let mut update = Vec::new();
+        if let Some(size) = self.encoder.size_update() {
+            hpack::encode_int(&mut update, 0x20, 5, size);
+        }
+        let block = self.encoder.block(&req.blocks);
+        if update.len() + block.len() > self.max_frame {
             return Err(Failure::Protocol("request headers exceed a frame".into()));
         }
         let id = self.next_stream;
@@ -176,12 +183,13 @@ impl H2 {
         };
         frame_header(
             &mut self.out,
-            req.block.len(),
+            update.len() + block.len(),
             ty::HEADERS,
             flag::END_HEADERS | end,
             id,
         );
-        self.out.extend_from_slice(&req.block);
+        self.out.extend_from_slice(&update);
+        self.out.extend_from_slice(block);
         self.active.push(Active {
             id,
             status: 0,
@@ -216,7 +224,11 @@ impl H2 {
     pub async fn wait(&mut self, wake: Option<Instant>) -> Result<(), Failure> {
         self.flush().await?;
         if self.fill(wake).await? {
-            self.process()?;
+            if let Err(e) = self.process() {
+                // say why (a GOAWAY may be queued), as far as the peer still listens
+                let _ = self.flush().await;
+                return Err(e);
+            }
             self.flush().await?;
         }
         Ok(())
@@ -354,12 +366,12 @@ impl H2 {
                         .get(5..)
                         .ok_or(Failure::Protocol("short HEADERS".into()))?;
                 }
-                let frag = frag.to_vec();
                 let end_stream = flags & flag::END_STREAM != 0;
                 if flags & flag::END_HEADERS == 0 {
-                    self.partial = Some((sid, frag, end_stream));
+                    self.partial = Some((sid, frag.to_vec(), end_stream));
                 } else {
-                    self.headers_done(sid, &frag, end_stream)?;
+                    let status = decode_status(&mut self.decoder, &mut self.out, frag)?;
+                    self.headers_done(sid, status, end_stream);
                 }
             }
             ty::CONTINUATION => {
@@ -373,7 +385,8 @@ impl H2 {
                 if flags & flag::END_HEADERS == 0 {
                     self.partial = Some((sid, block, end_stream));
                 } else {
-                    self.headers_done(sid, &block, end_stream)?;
+                    let status = decode_status(&mut self.decoder, &mut self.out, &block)?;
+                    self.headers_done(sid, status, end_stream);
                 }
             }
             ty::RST_STREAM => {
@@ -395,6 +408,7 @@ impl H2 {
                         }
                         SETTINGS_MAX_FRAME_SIZE => self.max_frame = v as usize,
                         SETTINGS_MAX_CONCURRENT_STREAMS => self.peer_max_streams = v,
+                        SETTINGS_HEADER_TABLE_SIZE => self.encoder.peer_limit = v as usize,
                         _ => {}
                     }
                 }
@@ -436,21 +450,10 @@ impl H2 {
         Ok(())
     }
 
-    /// A complete header block arrived: decode it (always, to keep the HPACK table in step).
-    fn headers_done(&mut self, sid: u32, block: &[u8], end_stream: bool) -> Result<(), Failure> {
-        let mut status = 0u16;
-        self.decoder
-            .decode_with_cb(block, |name, value| {
-                if &name[..] == b":status" {
-                    status = std::str::from_utf8(&value)
-                        .ok()
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0);
-                }
-            })
-            .map_err(|e| Failure::Protocol(format!("HPACK: {e:?}")))?;
+    /// A complete header block with `:status` `status` (0 if none) arrived on stream `sid`.
+    fn headers_done(&mut self, sid: u32, status: u16, end_stream: bool) {
         let Some(i) = self.find(sid) else {
-            return Ok(());
+            return;
         };
         let a = &mut self.active[i];
         // informational answers (1xx) are followed by the real head; trailers carry no status
@@ -460,12 +463,11 @@ impl H2 {
             let f = Failure::Protocol("response without :status".into());
             self.reset(sid);
             self.end(i, Some(f), self.read_at);
-            return Ok(());
+            return;
         }
         if end_stream {
             self.end(i, None, self.read_at);
         }
-        Ok(())
     }
 
     /// Ends stream `active[i]` at `at`: answered, or with `failure`. If the server answered
@@ -498,6 +500,92 @@ impl H2 {
     }
 }
 
+/// Which of a request's [`HeaderBlocks`] this connection sends, and the dynamic table size
+/// updates it owes the server (RFC 7541 §4.2, §6.3).
+struct Encoder {
+    /// The server's SETTINGS_HEADER_TABLE_SIZE: the most our entries may take.
+    peer_limit: usize,
+    /// The table size last signalled (initially the protocol's 4,096).
+    max: usize,
+    mode: Mode,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// No request sent yet.
+    Fresh,
+    /// The first request added the fields to the server's table: send indexes.
+    Indexed,
+    /// The server's table is too small for them: send literals.
+    Literal,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder {
+            peer_limit: hpack::DEFAULT_TABLE_SIZE,
+            max: hpack::DEFAULT_TABLE_SIZE,
+            mode: Mode::Fresh,
+        }
+    }
+}
+
+impl Encoder {
+    /// The table size the next block must signal first (§6.3), if the server lowered its
+    /// limit below the size last signalled. [`Encoder::block`] then falls back to literals
+    /// if the request's fields no longer fit.
+    fn size_update(&mut self) -> Option<usize> {
+        if self.peer_limit >= self.max {
+            return None;
+        }
+        self.max = self.peer_limit;
+        Some(self.max)
+    }
+
+    /// The block to send for a request with `blocks`.
+    fn block<'b>(&mut self, blocks: &'b HeaderBlocks) -> &'b [u8] {
+        match self.mode {
+            Mode::Fresh if blocks.table_size <= self.max => {
+                self.mode = Mode::Indexed;
+                &blocks.first
+            }
+            Mode::Indexed if blocks.table_size <= self.max => &blocks.indexed,
+            _ => {
+                self.mode = Mode::Literal;
+                &blocks.literal
+            }
+        }
+    }
+}
+
+/// Decodes a complete header block (always, to keep the HPACK table in step with the server's)
+/// and returns its `:status`, 0 if it has none or not three digits. A bad block is a connection
+/// error: a GOAWAY with COMPRESSION_ERROR is queued on `out` and the error returned.
+fn decode_status(
+    decoder: &mut hpack::Decoder,
+    out: &mut Vec<u8>,
+    block: &[u8],
+) -> Result<u16, Failure> {
+    let mut status = 0u16;
+    let res = decoder.decode(block, |name, value| {
+        if name == b":status" {
+            status = match value {
+                [a, b, c] if value.iter().all(u8::is_ascii_digit) => {
+                    u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+                }
+                _ => 0,
+            };
+        }
+    });
+    if let Err(e) = res {
+        frame_header(out, 8, ty::GOAWAY, 0, 0);
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&hpack::COMPRESSION_ERROR.to_be_bytes());
+        return Err(Failure::Protocol(e.to_string()));
+    }
+    Ok(status)
+}
+
 /// Appends as much of `a`'s body as its window, the connection's and the frame size allow.
 fn queue_body(out: &mut Vec<u8>, conn_window: &mut i64, max_frame: usize, a: &mut Active) {
     while a.body_sent < a.body.len() {
@@ -518,5 +606,51 @@ fn queue_body(out: &mut Vec<u8>, conn_window: &mut i64, max_frame: usize, a: &mu
         a.body_sent += n;
         a.window -= n as i64;
         *conn_window -= n as i64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(table_size: usize) -> HeaderBlocks {
+        HeaderBlocks {
+            first: b"first".to_vec(),
+            indexed: b"indexed".to_vec(),
+            literal: b"literal".to_vec(),
+            table_size,
+        }
+    }
+
+    #[test]
+    fn the_first_request_indexes_and_the_rest_refer() {
+        let (mut e, b) = (Encoder::default(), blocks(300));
+        assert_eq!((e.size_update(), e.block(&b)), (None, &b"first"[..]));
+        for _ in 0..3 {
+            assert_eq!((e.size_update(), e.block(&b)), (None, &b"indexed"[..]));
+        }
+        // A larger server table needs no update: we keep using less.
+        e.peer_limit = 65_536;
+        assert_eq!((e.size_update(), e.block(&b)), (None, &b"indexed"[..]));
+        // A smaller one that still holds the fields is signalled, and indexes still work.
+        e.peer_limit = 1024;
+        assert_eq!(
+            (e.size_update(), e.block(&b)),
+            (Some(1024), &b"indexed"[..])
+        );
+        assert_eq!(e.size_update(), None, "signalled once");
+        // One too small evicts them: literals from then on.
+        e.peer_limit = 0;
+        assert_eq!((e.size_update(), e.block(&b)), (Some(0), &b"literal"[..]));
+        e.peer_limit = 4096;
+        assert_eq!((e.size_update(), e.block(&b)), (None, &b"literal"[..]));
+    }
+
+    #[test]
+    fn fields_larger_than_the_table_go_as_literals() {
+        let (mut e, b) = (Encoder::default(), blocks(5000));
+        for _ in 0..2 {
+            assert_eq!((e.size_update(), e.block(&b)), (None, &b"literal"[..]));
+        }
     }
 }

@@ -9,12 +9,14 @@
 //!
 //! This module has the wire format; [`conn`] the connection and its streams.
 //!
-//! Header blocks: requests are encoded by [`encode_headers`], a literal-only HPACK encoder
-//! (RFC 7541 §6.2.2, "without indexing"; static-table names where there is one, no Huffman).
-//! It never touches the dynamic table, so one encoded block serves every request of a run.
-//! Responses are decoded with `fluke-hpack`, which keeps the dynamic table and Huffman codes.
+//! Header blocks: a run's request is encoded once by [`encode_headers`] into [`HeaderBlocks`]
+//! (no Huffman): a connection's first request adds its fields to the server's dynamic table,
+//! later ones send only indexes (a server with too small a table gets literals throughout).
+//! Responses are decoded by [`hpack::Decoder`] (our own, from RFC 7541: the dynamic table and
+//! Huffman codes, with the Huffman decoder's tables built once per process).
 
 pub mod conn;
+pub mod hpack;
 
 pub use conn::{Ended, H2};
 
@@ -56,15 +58,32 @@ mod flag {
 }
 
 /// Settings identifiers.
+const SETTINGS_HEADER_TABLE_SIZE: u16 = 0x1;
 const SETTINGS_ENABLE_PUSH: u16 = 0x2;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
 const SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;
 
-/// A request ready to send: its header block and body, shared by every request of a thread.
+/// A request ready to send: its header blocks and body, shared by every request of a thread.
 pub struct H2Request {
-    pub block: Rc<Vec<u8>>,
+    pub blocks: Rc<HeaderBlocks>,
     pub body: Rc<Vec<u8>>,
+}
+
+/// One request's header block in three encodings (RFC 7541 §6), so that a connection can add
+/// the request's fields to the server's dynamic table once and then send only indexes, as
+/// browsers and `h2load` do: literal fields cost the server a parse and a copy per request.
+pub struct HeaderBlocks {
+    /// The first request of a connection: fields with incremental indexing (§6.2.1).
+    pub first: Vec<u8>,
+    /// Every later request: each field an index (§6.1), into the static table where it has
+    /// the whole field, else the dynamic table entries `first` added.
+    pub indexed: Vec<u8>,
+    /// For a server whose dynamic table is too small for `table_size`: literals without
+    /// indexing (§6.2.2), the same on every request.
+    pub literal: Vec<u8>,
+    /// What `first` adds to the server's dynamic table (§4.1: names, values, 32 per entry).
+    pub table_size: usize,
 }
 
 /// Appends a frame header.
@@ -82,45 +101,30 @@ fn parse_frame_header(b: &[u8]) -> (usize, u8, u8, u32) {
     (len, b[3], b[4], stream)
 }
 
-/// HPACK integer with an `n`-bit prefix whose high bits are `first` (RFC 7541 §5.1).
-fn hpack_int(out: &mut Vec<u8>, first: u8, n: u32, mut v: usize) {
-    let max = (1usize << n) - 1;
-    if v < max {
-        out.push(first | v as u8);
-        return;
-    }
-    out.push(first | max as u8);
-    v -= max;
-    while v >= 128 {
-        out.push((v % 128) as u8 | 0x80);
-        v /= 128;
-    }
-    out.push(v as u8);
-}
-
-fn hpack_str(out: &mut Vec<u8>, s: &[u8]) {
-    hpack_int(out, 0, 7, s.len());
-    out.extend_from_slice(s);
-}
-
-/// The static-table index of a request header name (RFC 7541 Appendix A), if it has one.
-fn static_name(name: &str) -> Option<usize> {
-    Some(match name {
-        ":authority" => 1,
-        ":method" => 2,
-        ":path" => 4,
-        ":scheme" => 6,
-        "accept" => 19,
-        "authorization" => 23,
-        "content-length" => 28,
-        "content-type" => 31,
-        "user-agent" => 58,
+/// The static-table index of a request header name, and of the whole field if the static
+/// table has it (RFC 7541 Appendix A).
+fn static_index(name: &str, value: &str) -> Option<(usize, Option<usize>)> {
+    Some(match (name, value) {
+        (":authority", _) => (1, None),
+        (":method", "GET") => (2, Some(2)),
+        (":method", "POST") => (3, Some(3)),
+        (":method", _) => (2, None),
+        (":path", "/") => (4, Some(4)),
+        (":path", "/index.html") => (5, Some(5)),
+        (":path", _) => (4, None),
+        (":scheme", "http") => (6, Some(6)),
+        (":scheme", "https") => (7, Some(7)),
+        ("accept", _) => (19, None),
+        ("authorization", _) => (23, None),
+        ("content-length", _) => (28, None),
+        ("content-type", _) => (31, None),
+        ("user-agent", _) => (58, None),
         _ => return None,
     })
 }
 
-/// Encodes a request's header block with literals only: pseudo-headers first, then `headers`
-/// with lower-cased names (connection-specific ones, invalid in HTTP/2, are dropped).
+/// Encodes a request's header blocks: pseudo-headers first, then `headers` with lower-cased
+/// names (connection-specific ones, invalid in HTTP/2, are dropped). No Huffman coding.
 pub fn encode_headers(
     scheme: &str,
     method: &str,
@@ -128,7 +132,7 @@ pub fn encode_headers(
     path: &str,
     headers: &[(String, String)],
     body_len: usize,
-) -> Vec<u8> {
+) -> HeaderBlocks {
     let mut fields: Vec<(String, String)> = vec![
         (":method".into(), method.into()),
         (":scheme".into(), scheme.into()),
@@ -153,19 +157,43 @@ pub fn encode_headers(
     if body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH") {
         fields.push(("content-length".into(), body_len.to_string()));
     }
-    let mut out = Vec::new();
+    let mut b = HeaderBlocks {
+        first: Vec::new(),
+        indexed: Vec::new(),
+        literal: Vec::new(),
+        table_size: 0,
+    };
+    // Dynamic entries go in in order, so the last one added is index 62 (§2.3.3).
+    let added = fields
+        .iter()
+        .filter(|(k, v)| !matches!(static_index(k, v), Some((_, Some(_)))))
+        .count();
+    let mut next_dynamic = 62 + added;
     for (k, v) in &fields {
-        match static_name(k) {
-            // Literal without indexing, indexed name: 0000 + 4-bit index.
-            Some(i) => hpack_int(&mut out, 0x00, 4, i),
-            None => {
-                out.push(0x00);
-                hpack_str(&mut out, k.as_bytes());
+        let name_index = match static_index(k, v) {
+            Some((_, Some(i))) => {
+                for block in [&mut b.first, &mut b.indexed, &mut b.literal] {
+                    hpack::encode_int(block, 0x80, 7, i);
+                }
+                continue;
             }
+            Some((i, None)) => Some(i),
+            None => None,
+        };
+        // 01 + 6-bit name index (first), 0000 + 4-bit name index (literal); 0 = literal name
+        hpack::encode_int(&mut b.first, 0x40, 6, name_index.unwrap_or(0));
+        hpack::encode_int(&mut b.literal, 0x00, 4, name_index.unwrap_or(0));
+        for block in [&mut b.first, &mut b.literal] {
+            if name_index.is_none() {
+                hpack::encode_str(block, k.as_bytes());
+            }
+            hpack::encode_str(block, v.as_bytes());
         }
-        hpack_str(&mut out, v.as_bytes());
+        next_dynamic -= 1;
+        hpack::encode_int(&mut b.indexed, 0x80, 7, next_dynamic);
+        b.table_size += k.len() + v.len() + 32;
     }
-    out
+    b
 }
 
 /// The data of a possibly padded DATA or HEADERS payload.
@@ -186,9 +214,19 @@ fn unpad(p: &[u8], flags: u8) -> Result<&[u8], Failure> {
 mod tests {
     use super::*;
 
+    fn decode(d: &mut hpack::Decoder, block: &[u8]) -> Vec<(String, String)> {
+        let mut got = Vec::new();
+        d.decode(block, |k, v| {
+            let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+            got.push((s(k), s(v)));
+        })
+        .unwrap();
+        got
+    }
+
     #[test]
-    fn literal_only_blocks_decode_to_the_request() {
-        let block = encode_headers(
+    fn every_block_decodes_to_the_request() {
+        let b = encode_headers(
             "https",
             "POST",
             "127.0.0.1:8080",
@@ -200,11 +238,6 @@ mod tests {
             ],
             2,
         );
-        let got = fluke_hpack::Decoder::new().decode(&block).unwrap();
-        let got: Vec<(String, String)> = got
-            .into_iter()
-            .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
-            .collect();
         let want: Vec<(String, String)> = [
             (":method", "POST"),
             (":scheme", "https"),
@@ -217,18 +250,31 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn hpack_integers() {
-        // RFC 7541 C.1.2: 1337 with a 5-bit prefix
-        let mut out = Vec::new();
-        hpack_int(&mut out, 0, 5, 1337);
-        assert_eq!(out, [31, 154, 10]);
-        out.clear();
-        hpack_int(&mut out, 0x40, 6, 10);
-        assert_eq!(out, [0x4a]);
+        // A connection: the first request fills the server's table, the rest are indexes
+        // (two static, five dynamic: one octet each).
+        let mut server = hpack::Decoder::default();
+        assert_eq!(decode(&mut server, &b.first), want);
+        assert_eq!(
+            b.table_size,
+            5 * 32 + 10 + 14 + 5 + 20 + 12 + 16 + 6 + 300 + 14 + 1
+        );
+        for _ in 0..3 {
+            assert_eq!(decode(&mut server, &b.indexed), want);
+        }
+        assert_eq!(b.indexed.len(), 7);
+        // Literals: the same on any connection, leaving the table empty.
+        let mut server = hpack::Decoder::default();
+        for _ in 0..3 {
+            assert_eq!(decode(&mut server, &b.literal), want);
+        }
+        let err = server.decode(&b.indexed, |_, _| {}).unwrap_err();
+        assert_eq!(
+            err,
+            hpack::Error::BadIndex {
+                index: 66,
+                dynamic: 0
+            }
+        );
     }
 
     #[test]
