@@ -93,6 +93,32 @@ fn idle_keep_alive_closed(driver: &str) {
     assert!(c.closed_within(WAIT).is_ok());
 }
 
+/// An idle timeout longer than the 2 s hot wait: the connection goes quiet (no read buffer,
+/// its deadline in the worker's idle table), still serves a request that arrives then, and is
+/// closed once the idle timeout passes, not before.
+fn quiet_keep_alive_serves_then_idles_out(driver: &str) {
+    let up = Upstream::start(|_| Reply::ok("ok"));
+    let yaml = simple(&[&up.endpoint()]).replace(
+        "    address: 127.0.0.1:0\nservices",
+        "    address: 127.0.0.1:0\n    timeouts: { idle: 4s }\nservices",
+    );
+    assert!(yaml.contains("idle: 4s"), "{yaml}");
+    let gw = Gateway::start(&yaml, driver);
+    let mut c = Conn::connect(gw.addr);
+    c.send(&request_bytes("GET", "/", &[], b""));
+    assert_eq!(c.read_response().status, 200);
+    std::thread::sleep(Duration::from_millis(2600));
+    c.send(&request_bytes("GET", "/", &[], b""));
+    assert_eq!(c.read_response().status, 200, "a quiet connection serves");
+    let after = c.closed_within(WAIT).unwrap_or_else(|b| {
+        panic!("quiet connection not closed: {}", String::from_utf8_lossy(&b))
+    });
+    assert!(
+        after >= Duration::from_millis(3900),
+        "closed after {after:?}, configured 4s"
+    );
+}
+
 fn body_read_timeout_408(driver: &str) {
     let up = Upstream::start(|_| Reply::ok("ok"));
     let gw = gateway(&up.endpoint(), driver);
@@ -221,6 +247,7 @@ both_drivers!(
     header_read_timeout,
     slowloris_trickle,
     idle_keep_alive_closed,
+    quiet_keep_alive_serves_then_idles_out,
     body_read_timeout_408,
     upstream_connect_refused_502,
     upstream_connect_timeout,
