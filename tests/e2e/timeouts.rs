@@ -111,7 +111,10 @@ fn quiet_keep_alive_serves_then_idles_out(driver: &str) {
     c.send(&request_bytes("GET", "/", &[], b""));
     assert_eq!(c.read_response().status, 200, "a quiet connection serves");
     let after = c.closed_within(WAIT).unwrap_or_else(|b| {
-        panic!("quiet connection not closed: {}", String::from_utf8_lossy(&b))
+        panic!(
+            "quiet connection not closed: {}",
+            String::from_utf8_lossy(&b)
+        )
     });
     assert!(
         after >= Duration::from_millis(3900),
