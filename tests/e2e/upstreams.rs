@@ -153,6 +153,84 @@ fn active_health_check(driver: &str) {
     assert_eq!(served(&a), 5, "back in rotation");
 }
 
+/// With two workers, one of them probes and both act on its verdict: every request avoids the
+/// sick endpoint whichever worker takes the connection, the verdict is logged once, and each
+/// endpoint sees at most one probe per interval (per-worker probing would send two).
+fn active_health_one_prober_for_all_workers(driver: &str) {
+    let a = Upstream::start(|r| {
+        if r.path() == "/health" {
+            Reply::full(500, &[], "sick")
+        } else {
+            Reply::ok("a")
+        }
+    });
+    let b = Upstream::named("b");
+    let yaml = service_yaml(
+        "    health_check: { path: /health, interval: 100ms, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 1 }\n",
+        &format!("[\"{}\", \"{}\"]", a.endpoint(), b.endpoint()),
+    )
+    .replace("workers: 1", "workers: 2");
+    assert!(yaml.contains("workers: 2"), "{yaml}");
+    let started = std::time::Instant::now();
+    let gw = Gateway::start(&yaml, driver);
+    gw.wait_log(&format!("upstream {} is unhealthy", a.addr), 1, WAIT);
+    // New connections each: SO_REUSEPORT spreads them over both workers.
+    for _ in 0..40 {
+        assert!(get(gw.addr, "/", &[]).body_str().starts_with("b "));
+    }
+    assert_eq!(
+        served(&a),
+        0,
+        "no worker sends traffic to the sick endpoint"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let probes = b
+        .requests()
+        .iter()
+        .filter(|r| r.path() == "/health")
+        .count();
+    let intervals = started.elapsed().as_millis() as usize / 100;
+    assert!(probes >= 1, "b was never probed");
+    assert!(
+        probes <= intervals + 1,
+        "{probes} probes in {intervals} intervals: more than one prober"
+    );
+    let verdicts = gw
+        .logs()
+        .iter()
+        .filter(|l| l.contains(&format!("upstream {} is unhealthy", a.addr)))
+        .count();
+    assert_eq!(verdicts, 1, "the verdict is reached (and logged) once");
+}
+
+/// A reload that removes `health_check` puts the endpoints it had taken out back in rotation
+/// (their pools and passive state carry over; a stale verdict must not).
+fn removing_the_health_check_restores_endpoints(driver: &str) {
+    let a = Upstream::start(|r| {
+        if r.path() == "/health" {
+            Reply::full(500, &[], "sick")
+        } else {
+            Reply::ok("a")
+        }
+    });
+    let b = Upstream::named("b");
+    let endpoints = format!("[\"{}\", \"{}\"]", a.endpoint(), b.endpoint());
+    let checked = service_yaml(
+        "    health_check: { path: /health, interval: 100ms, timeout: 1s, unhealthy_threshold: 1 }\n",
+        &endpoints,
+    );
+    let mut gw = Gateway::start(&checked, driver);
+    gw.wait_log(&format!("upstream {} is unhealthy", a.addr), 1, WAIT);
+    assert!(get(gw.addr, "/", &[]).body_str().starts_with("b "));
+    gw.write_config(&service_yaml("", &endpoints));
+    let r = gw.post_reload();
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    for _ in 0..10 {
+        assert_eq!(get(gw.addr, "/", &[]).status, 200);
+    }
+    assert_eq!(served(&a), 5, "round robin includes the endpoint again");
+}
+
 fn dns_name_endpoint(driver: &str) {
     let up = Upstream::named("named");
     let yaml = service_yaml("", &format!("[\"localhost:{}\"]", up.addr.port()));
@@ -222,6 +300,8 @@ both_drivers!(
     least_request,
     dead_endpoint_retried_then_ejected,
     active_health_check,
+    active_health_one_prober_for_all_workers,
+    removing_the_health_check_restores_endpoints,
     dns_name_endpoint,
     pool_limit_does_not_eject_a_healthy_endpoint,
     all_endpoints_down

@@ -52,6 +52,7 @@ impl WorkerState {
     pub fn build(
         snap: Arc<Snapshot>,
         prev: Option<&WorkerState>,
+        worker: usize,
         workers: usize,
         access_log: Option<AccessLog>,
     ) -> Result<WorkerState, String> {
@@ -65,7 +66,7 @@ impl WorkerState {
                     Some(o) if o.spec == *spec => o.clone(),
                     _ => {
                         let rt = Rc::new(ServiceRt::new(spec, old.map(|o| o.as_ref())));
-                        health::spawn(&rt);
+                        health::spawn(&rt, worker, workers);
                         rt
                     }
                 }

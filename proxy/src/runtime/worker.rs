@@ -142,7 +142,7 @@ pub async fn run(
         ));
         return;
     };
-    let state = match WorkerState::build(snap, None, workers, access_log) {
+    let state = match WorkerState::build(snap, None, id, workers, access_log) {
         Ok(s) => s,
         Err(e) => {
             crate::log::error(format_args!("worker {id}: {e}"));
@@ -202,7 +202,7 @@ fn apply_update(
     let generation = snap.generation;
     let new = {
         let old = worker.state.borrow();
-        WorkerState::build(snap, Some(&old), worker.workers, log)
+        WorkerState::build(snap, Some(&old), worker.id, worker.workers, log)
     };
     match new {
         Ok(state) => {

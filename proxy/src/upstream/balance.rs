@@ -151,7 +151,7 @@ mod tests {
     fn skips_tried_and_unhealthy() {
         let s = service("round_robin", &[1, 1, 1]);
         let now = Instant::now();
-        s.backends[1].probe_healthy.set(false);
+        s.backends[1].probe.set_healthy(false);
         s.backends[2].record_failure(1, std::time::Duration::from_secs(30), now);
         assert_eq!(pick(&s, &[], now), Some(0));
         assert_eq!(pick(&s, &[0], now), None);

@@ -1,8 +1,9 @@
 //! Upstreams, per worker: each service's backends with their keep-alive pools, health and
 //! load balancing.
 //!
-//! Everything here is worker-local (`Rc`, `Cell`): a worker's view of a backend's health is
-//! its own, learned from its own traffic and its own probes, so nothing is shared or locked.
+//! Everything here is worker-local (`Rc`, `Cell`): a worker's view of a backend's passive
+//! health is its own, learned from its own traffic. The one exception is the active-health
+//! verdict, probed by one worker and shared by all (see `health`).
 
 pub mod balance;
 pub mod health;
@@ -12,6 +13,7 @@ pub mod tls;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::snapshot::{Backend, ServiceSpec};
@@ -30,10 +32,8 @@ pub struct BackendRt {
     pub failures: Cell<u32>,
     /// Passive ejection: out of rotation until this time.
     pub ejected_until: Cell<Option<Instant>>,
-    /// Active health: false once probes failed `unhealthy_threshold` times in a row.
-    pub probe_healthy: Cell<bool>,
-    /// Consecutive probe results in the current direction (see `health`).
-    pub probe_streak: Cell<u32>,
+    /// Active health, shared with the other workers' runtimes of this service and address.
+    pub probe: Arc<health::ProbeState>,
     /// Idle keep-alive connections, most recently used last.
     pub idle: RefCell<Vec<PooledConn>>,
     /// Connections open to this backend (busy and idle).
@@ -43,7 +43,7 @@ pub struct BackendRt {
 }
 
 impl BackendRt {
-    fn new(b: &Backend) -> BackendRt {
+    fn new(b: &Backend, service: &str) -> BackendRt {
         BackendRt {
             addr: b.addr,
             weight: b.weight.max(1),
@@ -51,8 +51,7 @@ impl BackendRt {
             in_flight: Cell::new(0),
             failures: Cell::new(0),
             ejected_until: Cell::new(None),
-            probe_healthy: Cell::new(true),
-            probe_streak: Cell::new(0),
+            probe: health::shared_state(service, b.addr),
             idle: RefCell::new(Vec::new()),
             open: Cell::new(0),
             current_weight: Cell::new(0),
@@ -61,7 +60,7 @@ impl BackendRt {
 
     /// In rotation: not ejected and not failing its probes.
     pub fn is_healthy(&self, now: Instant) -> bool {
-        self.probe_healthy.get() && self.ejected_until.get().is_none_or(|t| now >= t)
+        self.probe.healthy() && self.ejected_until.get().is_none_or(|t| now >= t)
     }
 
     /// Records a request that reached this backend and got a response head.
@@ -110,7 +109,7 @@ impl ServiceRt {
                             .find(|o| o.addr == b.addr && o.weight == b.weight)
                     })
                     .cloned()
-                    .unwrap_or_else(|| Rc::new(BackendRt::new(b)))
+                    .unwrap_or_else(|| Rc::new(BackendRt::new(b, &spec.config.name)))
             })
             .collect();
         ServiceRt {
