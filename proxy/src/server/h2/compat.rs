@@ -54,7 +54,7 @@ pub struct Compat<S: Transport + 'static> {
     writer: Option<<S as Transport>::WriteHalf>,
     writing: Option<WriteFut<S>>,
     shutting: Option<ShutdownFut<S>>,
-    /// A buffer back from the last write, reused for the next stage.
+    /// A buffer back from the last write while more was staged, reused for the next stage.
     spare: Vec<u8>,
     counters: Rc<Counters>,
 }
@@ -87,7 +87,13 @@ impl<S: Transport + 'static> Compat<S> {
         let (half, res, buf) = ready!(f.as_mut().poll(cx));
         self.writing = None;
         self.writer = Some(half);
-        self.spare = buf;
+        // Kept only while h2 is staging more; a connection that goes quiet holds no write
+        // buffer (two 16 KiB buffers per idle connection before this).
+        if self.stage.is_empty() {
+            give_buffer(buf);
+        } else {
+            self.spare = buf;
+        }
         Poll::Ready(res)
     }
 
@@ -97,12 +103,7 @@ impl<S: Transport + 'static> Compat<S> {
         let Some(mut half) = self.writer.take() else {
             return Err(io::ErrorKind::BrokenPipe.into());
         };
-        let next = if self.spare.capacity() > 0 {
-            std::mem::take(&mut self.spare)
-        } else {
-            take_buffer()
-        };
-        let buf = std::mem::replace(&mut self.stage, next);
+        let buf = std::mem::take(&mut self.stage);
         self.counters
             .written
             .set(self.counters.written.get() + buf.len() as u64);
@@ -128,7 +129,11 @@ impl<S: Transport + 'static> Compat<S> {
             }
         }
         if self.stage.capacity() == 0 {
-            self.stage = std::mem::take(&mut self.spare);
+            self.stage = if self.spare.capacity() > 0 {
+                std::mem::take(&mut self.spare)
+            } else {
+                take_buffer()
+            };
         }
         let mut n = 0;
         for b in bufs {

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Usage: scripts/h2-idle-conns.py PORT GATEWAY_PID N
+
+Opens N HTTP/2 connections by prior knowledge (h2c) to a gateway, makes one GET / on each,
+answers the server's SETTINGS, then holds them idle for 4 s and reports the gateway's RSS
+growth per connection (VmRSS delta / N). Frames are written by hand (HPACK: indexed
+:method GET, :scheme http, :path /, and a literal :authority), so no HTTP/2 library is needed."""
+import asyncio, sys, struct
+def frame(t, flags, sid, payload): return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+def lit(name, value):  # literal without indexing, new name
+    def s(b): return bytes([len(b)]) + b
+    return b"\x00" + s(name) + s(value)
+block = b"\x82" + b"\x86" + b"\x84" + lit(b":authority", b"x")  # GET, http, /
+async def one(port, held):
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 5, 1, block))
+    await w.drain()
+    got = b""; done = False
+    while not done:
+        d = await r.read(65536)
+        if not d: raise SystemExit("closed")
+        got += d
+        i = 0
+        while i + 9 <= len(got):
+            ln = int.from_bytes(got[i:i+3], "big"); t = got[i+3]; fl = got[i+4]; sid = int.from_bytes(got[i+5:i+9], "big") & 0x7fffffff
+            if i + 9 + ln > len(got): break
+            if t == 4 and not fl & 1: w.write(frame(4, 1, 0, b""))
+            if sid == 1 and fl & 1 and t in (0, 1): done = True
+            i += 9 + ln
+        got = got[i:]
+    await w.drain()
+    held.append((r, w))
+def rss(pid):
+    for l in open(f"/proc/{pid}/status"):
+        if l.startswith("VmRSS:"): return int(l.split()[1])
+async def main():
+    port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    before = rss(pid); held = []
+    for s in range(0, n, 250):
+        await asyncio.gather(*(one(port, held) for _ in range(s, min(n, s + 250))))
+    await asyncio.sleep(4)
+    after = rss(pid)
+    print(f"h2c connections={len(held)} per_conn_bytes={(after-before)*1024/len(held):.0f}")
+asyncio.run(main())
