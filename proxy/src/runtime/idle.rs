@@ -10,6 +10,11 @@
 //! Contract: a wait completes at or after its deadline, at most [`SCAN_GAP`] plus a kernel tick
 //! late (the ticker scans the table at most once per `SCAN_GAP`). It is meant for idle
 //! deadlines of a second or more; precise timeouts keep using monoio's timers.
+//!
+//! Cost: a scan visits every slot (a tag and a comparison each), at most 20 times a second and
+//! only while some connection is quiet: 40,000 quiet connections on a worker cost well under
+//! 1% of it. A timing wheel would make it proportional to the expiries instead, if that ever
+//! shows in a profile.
 
 use std::cell::RefCell;
 use std::future::Future;
