@@ -219,7 +219,7 @@ fn removing_the_health_check_restores_endpoints(driver: &str) {
         "    health_check: { path: /health, interval: 100ms, timeout: 1s, unhealthy_threshold: 1 }\n",
         &endpoints,
     );
-    let mut gw = Gateway::start(&checked, driver);
+    let gw = Gateway::start(&checked, driver);
     gw.wait_log(&format!("upstream {} is unhealthy", a.addr), 1, WAIT);
     assert!(get(gw.addr, "/", &[]).body_str().starts_with("b "));
     gw.write_config(&service_yaml("", &endpoints));
