@@ -47,6 +47,13 @@ fn bad(reason: &'static str) -> HeadError {
     }
 }
 
+fn trailers_too_large() -> HeadError {
+    HeadError {
+        status: 431,
+        reason: "trailer section too large",
+    }
+}
+
 impl ChunkedDecoder {
     pub fn new(max_trailer_bytes: usize) -> ChunkedDecoder {
         ChunkedDecoder {
@@ -74,6 +81,11 @@ impl ChunkedDecoder {
                         }
                         return Ok((pos, Piece::NeedMore));
                     };
+                    // Also when the whole line arrived at once: the verdict must not depend
+                    // on how the bytes were cut into reads.
+                    if nl > MAX_SIZE_LINE {
+                        return Err(bad("chunk size line too long"));
+                    }
                     if nl == 0 || rest[nl - 1] != b'\r' {
                         return Err(bad("chunk size line must end with CRLF"));
                     }
@@ -124,6 +136,10 @@ impl ChunkedDecoder {
                     }
                     let mut slots = [httparse::EMPTY_HEADER; 64];
                     match httparse::parse_headers(rest, &mut slots) {
+                        Ok(httparse::Status::Complete((n, _))) if n > self.max_trailer_bytes => {
+                            // Complete in one read, yet as over the limit as if it had been cut.
+                            return Err(trailers_too_large());
+                        }
                         Ok(httparse::Status::Complete((n, hs))) => {
                             let raw = Bytes::copy_from_slice(&rest[..n]);
                             let base = rest.as_ptr() as usize;
@@ -141,10 +157,7 @@ impl ChunkedDecoder {
                         }
                         Ok(httparse::Status::Partial) => {
                             if rest.len() > self.max_trailer_bytes {
-                                return Err(HeadError {
-                                    status: 431,
-                                    reason: "trailer section too large",
-                                });
+                                return Err(trailers_too_large());
                             }
                             return Ok((pos, Piece::NeedMore));
                         }
@@ -277,6 +290,40 @@ mod tests {
                 "{:?}",
                 bad_input
             );
+        }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/chunked.rs): a size line or a trailer section over
+    /// its limit was refused when cut into reads but accepted when it arrived in one.
+    #[test]
+    fn limits_hold_however_the_bytes_are_cut() {
+        let long_ext = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_SIZE_LINE));
+        let trailer = format!("0\r\nx-long: {}\r\n\r\n", "v".repeat(100));
+        for (input, max_trailer, status) in [
+            (long_ext.as_bytes(), 65536, 400),
+            (trailer.as_bytes(), 64, 431),
+        ] {
+            for step in [1, 7, input.len()] {
+                let mut dec = ChunkedDecoder::new(max_trailer);
+                let mut buf: Vec<u8> = Vec::new();
+                let mut fed = 0;
+                let err = loop {
+                    match dec.decode(&buf) {
+                        Err(e) => break e,
+                        Ok((_, Piece::End(_))) => panic!("accepted at step {step}"),
+                        Ok((used, piece)) => {
+                            buf.drain(..used);
+                            if piece == Piece::NeedMore {
+                                let end = (fed + step).min(input.len());
+                                assert!(end > fed, "stalled at step {step}");
+                                buf.extend_from_slice(&input[fed..end]);
+                                fed = end;
+                            }
+                        }
+                    }
+                };
+                assert_eq!(err.status, status, "step {step}");
+            }
         }
     }
 

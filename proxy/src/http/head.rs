@@ -243,10 +243,12 @@ fn parse_error_reason(e: httparse::Error) -> &'static str {
 
 /// While a head is incomplete: refuse it as soon as it is certain to break a limit.
 fn check_partial_size(buf: &[u8], limits: HeadLimits) -> Result<(), HeadError> {
-    // Request line: method SP target SP version; allow 32 bytes for method and version.
-    let line_end = memchr::memchr(b'\n', buf);
-    let line_len = line_end.unwrap_or(buf.len());
-    if line_len > limits.max_uri_bytes + 32 {
+    // Request line: method SP target SP version. Only the target counts, as in a complete
+    // head (a long method is bounded by the head's size limit alone).
+    let line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(buf.len())];
+    let target = memchr::memchr(b' ', line).map_or(&[][..], |sp| &line[sp + 1..]);
+    let target = &target[..memchr::memchr(b' ', target).unwrap_or(target.len())];
+    if target.len() > limits.max_uri_bytes {
         return Err(HeadError::new(
             414,
             "request target is longer than the limit",
@@ -272,8 +274,15 @@ fn method_in(raw: &Bytes, method: &[u8]) -> Bytes {
     }
 }
 
+/// Where `part`, a slice of `base`, starts in it.
 fn offset_in(base: &[u8], part: &[u8]) -> usize {
     part.as_ptr() as usize - base.as_ptr() as usize
+}
+
+/// Whether `part` lies inside `base` (so [`offset_in`] applies).
+fn within(base: &[u8], part: &[u8]) -> bool {
+    let (b, p) = (base.as_ptr() as usize, part.as_ptr() as usize);
+    p >= b && p + part.len() <= b + base.len()
 }
 
 /// Splits the request target into the origin-form URI and, for absolute-form, its authority.
@@ -449,7 +458,14 @@ pub fn parse_response(buf: &[u8], max: usize) -> Result<Option<(ResponseHead, us
     let n = match httparse::ParserConfig::default()
         .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
     {
-        Ok(httparse::Status::Complete(n)) => n,
+        // Over the limit whether it arrived in one read or in several.
+        Ok(httparse::Status::Complete(n)) if n <= max => n,
+        Ok(httparse::Status::Complete(_)) => {
+            return Err(HeadError::new(
+                502,
+                "upstream response head is larger than the limit",
+            ))
+        }
         Ok(httparse::Status::Partial) if buf.len() > max => {
             return Err(HeadError::new(
                 502,
@@ -474,7 +490,18 @@ pub fn parse_response(buf: &[u8], max: usize) -> Result<Option<(ResponseHead, us
         });
     }
     let status = resp.code.unwrap_or(502);
-    let reason = resp.reason.unwrap_or("");
+    if status < 100 {
+        // Three digits to httparse ("020"), but no status (RFC 9110 §15): forwarded as "20",
+        // it would make the client's head malformed.
+        return Err(HeadError::new(502, "upstream sent an invalid status code"));
+    }
+    // httparse hands back a static `""`, not a slice of `buf`, for a status line without a
+    // phrase and for a phrase with obs-text (bytes above 0x7f); slicing `raw` at its address
+    // panicked. Such a phrase gets the standard one.
+    let reason = resp
+        .reason
+        .filter(|r| within(buf, r.as_bytes()))
+        .unwrap_or(reason_phrase(status));
     let head = ResponseHead {
         status,
         // The standard phrase is static: no reference to the head's buffer to count.

@@ -191,3 +191,91 @@ fn response_framing_rules() {
     )));
     assert!(!response_keep_alive(&head("HTTP/1.0 200 OK\r\n\r\n")));
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/http_head.rs): a status line without a reason phrase,
+/// or with bytes above 0x7f in it (obs-text, which RFC 9112 allows), panicked the parser
+/// (httparse then gives a static `""`, not a slice of the head), so any upstream or health
+/// check target could take the gateway down with one status line.
+#[test]
+fn a_missing_or_obs_text_reason_phrase_is_replaced() {
+    for (raw, status, reason) in [
+        (
+            &b"HTTP/1.1 201 Created\xfe\xff Now\r\n\r\n"[..],
+            201,
+            "Created",
+        ),
+        (
+            b"HTTP/1.1 299 \xff\r\nContent-Length: 0\r\n\r\n",
+            299,
+            "Unknown",
+        ),
+        (b"HTTP/1.1 200 Fine \xc3\xa9\r\n\r\n", 200, "OK"),
+        // No phrase at all: httparse's static `""` too.
+        (b"HTTP/1.1 404\r\n\r\n", 404, "Not Found"),
+        (b"HTTP/1.1 299\n\n", 299, "Unknown"),
+    ] {
+        let (head, n) = parse_response(raw, 65536).unwrap().unwrap();
+        assert_eq!(n, raw.len());
+        assert_eq!((head.status, &head.reason[..]), (status, reason.as_bytes()));
+    }
+    let (head, _) = parse_response(b"HTTP/1.1 200 Fine\r\n\r\n", 65536)
+        .unwrap()
+        .unwrap();
+    assert_eq!(&head.reason[..], b"Fine");
+}
+
+/// Found by fuzzing: httparse reads the status "020" as 20, which aigw wrote to its client as a
+/// malformed status line.
+#[test]
+fn a_status_below_100_is_refused() {
+    for raw in [&b"HTTP/1.1 020 OK\r\n\r\n"[..], b"HTTP/1.1 000 X\r\n\r\n"] {
+        assert_eq!(parse_response(raw, 65536).unwrap_err().status, 502);
+    }
+    let (head, _) = parse_response(b"HTTP/1.1 100 Continue\r\n\r\n", 65536)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.status, 100);
+}
+
+/// Found by fuzzing: a response head over the limit was refused when it came in pieces but
+/// accepted when it came in one read.
+#[test]
+fn the_response_head_limit_holds_in_one_read() {
+    let raw = format!("HTTP/1.1 200 OK\r\nx-big: {}\r\n\r\n", "v".repeat(100));
+    let raw = raw.as_bytes();
+    let max = raw.len() - 1;
+    assert!(parse_response(&raw[..max], max).unwrap().is_none());
+    assert_eq!(
+        parse_response(&raw[..max + 1], max).unwrap_err().status,
+        502
+    );
+    assert_eq!(
+        parse_response(raw, raw.len()).unwrap().unwrap().1,
+        raw.len()
+    );
+}
+
+/// Found by fuzzing: while a head was incomplete, the whole request line was held to the
+/// target's limit (plus 32 bytes), so a head with a long method was refused with 414 when it
+/// came in pieces but accepted when it came in one read.
+#[test]
+fn a_long_method_is_judged_alike_in_pieces() {
+    let limits = HeadLimits {
+        max_header_bytes: 4096,
+        max_uri_bytes: 16,
+    };
+    let raw = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(100));
+    let raw = raw.as_bytes();
+    assert!(parse_request(raw, limits).unwrap().is_some());
+    for cut in 1..raw.len() - 1 {
+        assert!(
+            parse_request(&raw[..cut], limits).unwrap().is_none(),
+            "{cut}"
+        );
+    }
+    let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(16));
+    assert_eq!(
+        parse_request(long.as_bytes(), limits).unwrap_err().status,
+        414
+    );
+}

@@ -69,9 +69,12 @@ impl AnthropicUsage {
         }
     }
 
-    /// All prompt tokens, cached or not: what OpenAI calls `prompt_tokens`.
+    /// All prompt tokens, cached or not: what OpenAI calls `prompt_tokens`. Saturating: the
+    /// counts come from the upstream.
     fn prompt_tokens(&self) -> u64 {
-        self.input + self.cache_read.unwrap_or(0) + self.cache_creation
+        self.input
+            .saturating_add(self.cache_read.unwrap_or(0))
+            .saturating_add(self.cache_creation)
     }
 
     /// The OpenAI `usage` object for these counts.
@@ -80,7 +83,7 @@ impl AnthropicUsage {
         let mut usage = json!({
             "prompt_tokens": prompt,
             "completion_tokens": self.output,
-            "total_tokens": prompt + self.output,
+            "total_tokens": prompt.saturating_add(self.output),
         });
         if let Some(cached) = self.cache_read {
             usage["prompt_tokens_details"] = json!({ "cached_tokens": cached });

@@ -46,12 +46,22 @@ pub struct BadRequest(pub String);
 
 #[derive(Deserialize)]
 struct Essentials<'a> {
+    /// `null` reads as absent.
     #[serde(borrow, default)]
     model: Option<&'a RawValue>,
     #[serde(default)]
     stream: Option<bool>,
-    #[serde(borrow, default)]
+    /// `null` is kept as a value: its span is where `include_usage` is spliced in, since a
+    /// second `stream_options` member would leave the provider to pick one of the two.
+    #[serde(borrow, default, deserialize_with = "raw_even_null")]
     stream_options: Option<&'a RawValue>,
+}
+
+/// Any value as raw JSON, `null` included (serde's `Option` would read `null` as `None`).
+fn raw_even_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// Where the members routing needs are in a body.
@@ -100,11 +110,19 @@ fn json_string(token: &[u8]) -> Option<String> {
 /// string quoting without being validated; the provider validates what it receives.
 fn scan_top_level(b: &[u8]) -> Option<Spans> {
     let mut out = Spans::default();
-    let (mut seen_stream, mut seen_options) = (false, false);
+    let (mut seen_model, mut seen_stream, mut seen_options) = (false, false, false);
     let end = members(b, skip_ws(b, 0), |key, start| {
         let end = skip_value(b, start)?;
         match key {
-            b"model" if out.model.replace(start..end).is_some() => return None,
+            b"model" => {
+                if std::mem::replace(&mut seen_model, true) {
+                    return None;
+                }
+                // `null` is no model, as serde reads it.
+                if &b[start..end] != b"null" {
+                    out.model = Some(start..end);
+                }
+            }
             b"stream" => {
                 if std::mem::replace(&mut seen_stream, true) {
                     return None;
@@ -128,6 +146,19 @@ fn scan_top_level(b: &[u8]) -> Option<Spans> {
     })?;
     (skip_ws(b, end) == b.len()).then_some(out)
 }
+
+/// `model`, `stream` and `stream_options` as found by the skipping scan (if it answered) and
+/// by serde, as (model span, stream, stream_options span). For the differential fuzz target
+/// (fuzz/, docs/fuzzing.md), which checks that they agree; not an API.
+#[doc(hidden)]
+pub fn scan_and_serde(raw: &[u8]) -> (Option<FoundSpans>, Result<FoundSpans, BadRequest>) {
+    let tuple = |s: Spans| (s.model, s.stream, s.stream_options);
+    (scan_top_level(raw).map(tuple), serde_spans(raw).map(tuple))
+}
+
+/// See [`scan_and_serde`].
+#[doc(hidden)]
+pub type FoundSpans = (Option<Range<usize>>, Option<bool>, Option<Range<usize>>);
 
 impl ModelRequest {
     /// Reads `model`, `stream` and `stream_options` of a body for `op`.
@@ -482,7 +513,9 @@ fn multipart_field(body: &[u8], boundary: &[u8], name: &str) -> Option<Range<usi
         let headers = String::from_utf8_lossy(&body[head_start..head_start + head_len]);
         let value_start = head_start + head_len + 4;
         let next = finder.find(&body[value_start..])? + value_start;
-        let value_end = if body[..next].ends_with(b"\r\n") {
+        // The CRLF before the delimiter belongs to it, unless it is the end of the part's
+        // headers (an empty value: the delimiter right after the blank line).
+        let value_end = if next >= value_start + 2 && body[..next].ends_with(b"\r\n") {
             next - 2
         } else {
             next
@@ -560,6 +593,34 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing: `"stream_options": null` on the serde path read as absent, so the
+    /// usage request was added as a second member before it, and the provider (keeping the
+    /// last) saw `null` and sent no usage.
+    #[test]
+    fn usage_is_asked_for_over_a_null_stream_options() {
+        for body in [
+            r#"{"model":"m","stream_options":null,"stream":true}"#,
+            r#"{"\u0061":1,"model":"m","stream_options":null,"stream":true}"#,
+        ] {
+            let r = req(body);
+            let out = r.body_for("m", true);
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(
+                v["stream_options"],
+                json!({"include_usage": true}),
+                "{body}"
+            );
+            assert_eq!(
+                memchr::memmem::find_iter(&out, b"stream_options").count(),
+                1,
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+        let e = ModelRequest::parse(Op::Chat, None, br#"{"model":null}"#.to_vec());
+        assert!(e.err().unwrap().0.contains("provide a model"));
+    }
+
     #[test]
     fn multipart_model_found_in_a_prefix() {
         let ct = Some(&b"multipart/form-data; boundary=XyZ"[..]);
@@ -573,6 +634,22 @@ mod tests {
         assert_eq!(r.model, "whisper-1");
         let out = r.body_for("whisper-large", false);
         assert!(out.ends_with(b"\r\n\r\nwhisper-large\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF"));
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/multipart.rs): an empty field value, the delimiter
+    /// right after the blank line, made an inverted range and panicked, so one client request
+    /// aborted the gateway.
+    #[test]
+    fn multipart_empty_model_value_is_refused() {
+        let ct = Some(&b"multipart/form-data; boundary=b"[..]);
+        for body in [
+            &b"--b\r\nContent-Disposition: form-data; name=model\r\n\r\n--b--"[..],
+            b"--b\r\nContent-Disposition: form-data; name=model\r\n\r\n\r\n--b--",
+        ] {
+            assert!(multipart_model_in(ct, body));
+            let e = ModelRequest::parse(Op::Transcriptions, ct, body.to_vec()).err();
+            assert_eq!(e.unwrap().0, "you must provide a model parameter");
+        }
     }
 
     #[test]
@@ -640,6 +717,24 @@ templates:
         for body in bodies {
             let fast = scan_top_level(body.as_bytes()).unwrap_or_else(|| panic!("{body}"));
             assert_eq!(fast, serde_spans(body.as_bytes()).unwrap(), "{body}");
+        }
+        // Found by fuzzing (fuzz/fuzz_targets/model_request.rs): `null` members, and the same
+        // bodies on the serde path (an escaped key makes the scan decline).
+        for (body, has_model) in [
+            (r#" { "model" :  null } "#, false),
+            (r#"{"model":"m","stream_options":null,"stream":true}"#, true),
+            (r#"{"\u0061":1,"model":"m","stream_options":null}"#, true),
+            (r#"{"\u0061":1,"model":null}"#, false),
+        ] {
+            let fast = scan_top_level(body.as_bytes());
+            let slow = serde_spans(body.as_bytes()).unwrap();
+            assert!(fast.is_none() || fast.as_ref() == Some(&slow), "{body}");
+            assert_eq!(slow.model.is_some(), has_model, "{body}");
+            assert_eq!(
+                slow.stream_options.is_some(),
+                body.contains("stream_options"),
+                "{body}"
+            );
         }
         assert_eq!(
             req(r#"{"model":"caf\u00e9"}"#).model,

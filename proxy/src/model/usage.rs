@@ -118,13 +118,21 @@ struct WithUsage {
 /// `None` when the body is not a JSON object, has no `usage` object, or `usage` is null or
 /// malformed. Other fields are skipped without being built.
 pub fn from_body(body: &[u8]) -> Option<Usage> {
-    if let Some(u) = from_tail(body) {
-        return Some(u);
-    }
-    serde_json::from_slice::<WithUsage>(body)
-        .ok()?
+    from_tail(body).or_else(|| from_serde(body).ok()?)
+}
+
+/// The slow path of [`from_body`]: the whole body through serde.
+fn from_serde(body: &[u8]) -> Result<Option<Usage>, serde_json::Error> {
+    Ok(serde_json::from_slice::<WithUsage>(body)?
         .usage
-        .map(|u| u.usage())
+        .map(|u| u.usage()))
+}
+
+/// The fast path's answer (if it gave one) and serde's, for the differential fuzz target
+/// (fuzz/, docs/fuzzing.md), which checks that they agree; not an API.
+#[doc(hidden)]
+pub fn tail_and_serde(body: &[u8]) -> (Option<Usage>, Result<Option<Usage>, serde_json::Error>) {
+    (from_tail(body), from_serde(body))
 }
 
 /// The fast path of [`from_body`]: providers put `usage` at or near the end of the answer, so
@@ -134,6 +142,11 @@ pub fn from_body(body: &[u8]) -> Option<Usage> {
 /// parsed.
 fn from_tail(body: &[u8]) -> Option<Usage> {
     let at = memchr::memmem::rfind(body, b"\"usage\"")?;
+    // A member name follows `{` or `,`. This also proves the quote opens a string: inside
+    // one, a quote is escaped (`\"usage"` ends a key such as `"a\"usage"`).
+    if !matches!(body[..at].trim_ascii_end().last(), Some(b'{' | b',')) {
+        return None;
+    }
     let rest = body[at + 7..].trim_ascii_start().strip_prefix(b":")?;
     let (raw, used) = scan_usage(rest)?;
     scalars_then_close(&rest[used..]).then(|| raw.usage())
@@ -156,23 +169,31 @@ fn scan_usage(s: &[u8]) -> Option<(RawUsage, usize)> {
             }
             Some(i + used)
         }
-        // Other flat breakdowns (`completion_tokens_details`, ...): skipped.
-        _ if s.get(i) == Some(&b'{') => Some(i + scan_details(&s[i..])?.1),
-        _ => {
-            let (n, used) = count_at(&s[i..])?;
-            match key {
-                b"prompt_tokens" => raw.prompt_tokens = n,
-                b"completion_tokens" => raw.completion_tokens = n,
-                b"input_tokens" => raw.input_tokens = n,
-                b"output_tokens" => raw.output_tokens = n,
-                b"cache_creation_input_tokens" => raw.cache_creation_input_tokens = n,
-                b"cache_read_input_tokens" => raw.cache_read_input_tokens = n,
-                _ => {}
+        _ => match count_field(&mut raw, key) {
+            Some(count) => {
+                let (n, used) = count_at(&s[i..])?;
+                *count = is_count(n, &s[i..])?;
+                Some(i + used)
             }
-            Some(i + used)
-        }
+            // Other flat breakdowns (`completion_tokens_details`, ...): skipped.
+            None if s.get(i) == Some(&b'{') => Some(i + scan_details(&s[i..])?.1),
+            None => Some(i + count_at(&s[i..])?.1),
+        },
     })?;
     Some((raw, end))
+}
+
+/// The count a `usage` member named `key` sets, if it is one.
+fn count_field<'r>(raw: &'r mut RawUsage, key: &[u8]) -> Option<&'r mut Option<u64>> {
+    Some(match key {
+        b"prompt_tokens" => &mut raw.prompt_tokens,
+        b"completion_tokens" => &mut raw.completion_tokens,
+        b"input_tokens" => &mut raw.input_tokens,
+        b"output_tokens" => &mut raw.output_tokens,
+        b"cache_creation_input_tokens" => &mut raw.cache_creation_input_tokens,
+        b"cache_read_input_tokens" => &mut raw.cache_read_input_tokens,
+        _ => return None,
+    })
 }
 
 /// `{"cached_tokens": N, other scalars...}` or `null`.
@@ -184,7 +205,7 @@ fn scan_details(s: &[u8]) -> Option<(Option<Details>, usize)> {
     let end = members(s, 0, |key, i| {
         let (n, used) = count_at(&s[i..])?;
         if key == b"cached_tokens" {
-            d.cached_tokens = n;
+            d.cached_tokens = is_count(n, &s[i..])?;
         }
         Some(i + used)
     })?;
@@ -212,6 +233,12 @@ fn count_at(s: &[u8]) -> Option<(Option<u64>, usize)> {
         b'"' => plain_string(s, 0).map(|(_, end)| (None, end)),
         _ => None,
     }
+}
+
+/// What [`count_at`] read, for a member that must be a count: the number, or `Some(None)`
+/// for `null`; `None` (give up) for a string or boolean, on which serde refuses the body.
+fn is_count(n: Option<u64>, value: &[u8]) -> Option<Option<u64>> {
+    (n.is_some() || value.starts_with(b"null")).then_some(n)
 }
 
 /// Whether `s` is `(, "key": scalar)* }` and then only whitespace.

@@ -316,3 +316,31 @@ fn hand_scan_of_usage_agrees_with_serde() {
     let u = super::from_tail(body).expect("fast path");
     assert_eq!((u.input, u.output), (19, 10));
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/usage.rs, differential against serde): the fast path
+/// counted a key that ends in `\"usage` as `usage`, and read a string or an object where a
+/// count belongs as no count, where serde sees no usage member or refuses the body.
+#[test]
+fn the_fast_path_agrees_with_serde() {
+    for body in [
+        &br#"{"a\"usage":{"prompt_tokens":5}}"#[..],
+        br#"{"x":"y", "a\"usage" :{"prompt_tokens":5},"z":1}"#,
+        br#"{"usage":{"input_tokens":"standard","output_tokens":7}}"#,
+        br#"{"usage":{"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":true}}}"#,
+        br#"{"usage":{"input_tokens":0,"prompt_tokens":{"cached_tokens":0}},"x":null}"#,
+        br#"{"usage":{"prompt_tokens":3,"completion_tokens":null,"service_tier":"x"}}"#,
+        br#"{"a":"\\", "usage":{"prompt_tokens":2}}"#,
+    ] {
+        let (fast, slow) = tail_and_serde(body);
+        let slow = slow.ok().flatten();
+        assert!(
+            fast.is_none() || fast == slow,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(from_body(body), slow, "{}", String::from_utf8_lossy(body));
+    }
+    // What the fast path is for still takes it.
+    let body = br#"{"a":"\\", "usage":{"prompt_tokens":2,"x":"y","completion_tokens":null}}"#;
+    assert_eq!(tail_and_serde(body).0, Some(u(2, 0, 0)));
+}

@@ -267,3 +267,27 @@ fn tool_round_trip_through_both_directions() {
     assert_eq!(back["tool_choice"], "required");
     assert_eq!(back["parallel_tool_calls"], false);
 }
+
+/// Token counts near `u64::MAX` from an upstream (found reading the code behind the fuzz
+/// target fuzz/fuzz_targets/anthropic.rs) overflowed when summed: a panic, which aborts the
+/// gateway. They saturate.
+#[test]
+fn huge_usage_counts_saturate() {
+    let max = u64::MAX;
+    let start = json!({"type": "message_start", "message": {"id": "m", "usage": {
+        "input_tokens": max, "cache_read_input_tokens": max,
+        "cache_creation_input_tokens": max, "output_tokens": max}}});
+    let mut s = MessagesToChatStream::new("m", 1, true);
+    s.event("message_start", &start).unwrap();
+    let chunks = s
+        .event("message_stop", &json!({"type": "message_stop"}))
+        .unwrap();
+    assert_eq!(chunks[0]["usage"]["prompt_tokens"], max);
+    assert_eq!(chunks[0]["usage"]["total_tokens"], max);
+    assert_eq!(s.usage(), (max, max));
+    let resp = json!({"content": [], "usage": start["message"]["usage"].clone()});
+    assert_eq!(
+        messages_response_to_chat(&resp, "m", 1)["usage"]["total_tokens"],
+        max
+    );
+}
