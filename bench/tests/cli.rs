@@ -27,9 +27,7 @@ fn closed_loop_against_the_mock_upstream() {
         "--connections",
         "4",
     ]);
-    let n = r["requests"].as_u64().unwrap();
-    assert!(n > 0, "{r}");
-    assert_eq!(r["status"]["200"].as_u64(), Some(n), "{r}");
+    let n = answered_200(&r);
     assert_eq!(r["errors"], serde_json::json!({}), "{r}");
     assert_eq!(r["mode"], "closed");
     assert_eq!(r["protocol"], "http/1.1");
@@ -112,9 +110,7 @@ fn streamed_chat_times_first_event_and_gaps() {
         "--connections",
         "2",
     ]);
-    let n = r["requests"].as_u64().unwrap();
-    assert!(n > 0, "{r}");
-    assert_eq!(r["status"]["200"].as_u64(), Some(n), "{r}");
+    let n = answered_200(&r);
     // 4 content events, the usage event and [DONE]
     assert_eq!(r["events"].as_u64(), Some(6 * n), "{r}");
     assert_eq!(r["ttfe"]["count"].as_u64(), Some(n), "{r}");
@@ -243,10 +239,8 @@ fn h2c_against_nginx() {
         "--connections",
         "2",
     ]);
-    let count = r["requests"].as_u64().unwrap();
-    assert!(count > 0, "{r}");
+    let count = answered_200(&r);
     assert_eq!(r["protocol"], "h2c");
-    assert_eq!(r["status"]["200"].as_u64(), Some(count), "{r}");
     assert_eq!(r["errors"], serde_json::json!({}), "{r}");
     assert_eq!(
         r["body_bytes"].as_u64(),
@@ -267,9 +261,7 @@ fn h2c_against_nginx() {
         "--connections",
         "1",
     ]);
-    let count = r["requests"].as_u64().unwrap();
-    assert!(count > 0, "{r}");
-    assert_eq!(r["status"]["200"].as_u64(), Some(count), "{r}");
+    let count = answered_200(&r);
     assert_eq!(r["events"].as_u64(), Some(2 * count), "{r}");
 }
 

@@ -122,11 +122,9 @@ fn https_closed_loop_over_http1_and_h2() {
         "--connections",
         "4",
     ]);
-    let n = r["requests"].as_u64().unwrap();
-    assert!(n > 0, "{r}");
+    let n = answered_200(&r);
     assert_eq!(r["protocol"], "https/1.1");
     assert_eq!(r["errors"], serde_json::json!({}), "{r}");
-    assert_eq!(r["status"]["200"].as_u64(), Some(n), "{r}");
     assert_eq!(r["body_bytes"].as_u64(), Some(3 * n), "`ok\\n` each: {r}");
     // keep-alive: one handshake per connection, no more
     assert_eq!(r["connects"].as_u64(), Some(4), "{r}");
@@ -145,12 +143,10 @@ fn https_closed_loop_over_http1_and_h2() {
         "--connections",
         "2",
     ]);
-    let m = r["requests"].as_u64().unwrap();
-    assert!(m > 0, "{r}");
+    let m = answered_200(&r);
     assert_eq!(r["protocol"], "h2");
     assert_eq!(r["streams"].as_u64(), Some(8));
     assert_eq!(r["errors"], serde_json::json!({}), "{r}");
-    assert_eq!(r["status"]["200"].as_u64(), Some(m), "{r}");
     assert_eq!(r["handshakes"].as_u64(), Some(2), "{r}");
     assert_eq!(s.upstream_saw().0, n + m, "{r}");
 }

@@ -60,6 +60,11 @@ pub fn system_resolve(endpoint: &str) -> std::io::Result<Vec<SocketAddr>> {
 }
 
 impl Snapshot {
+    /// The listener named `name` in this config (`None` once a reload removed it).
+    pub fn listener(&self, name: &str) -> Option<&aigw_config::Listener> {
+        self.config.listeners.iter().find(|l| l.name == name)
+    }
+
     /// Compiles a validated config. Names that do not resolve leave the service with fewer
     /// backends (logged); they are retried at the next re-resolution.
     pub fn build(config: Config, generation: u64, resolve: &Resolver) -> Result<Snapshot, String> {

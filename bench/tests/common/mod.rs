@@ -73,6 +73,15 @@ pub fn load_json(args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// The requests a `--json` load report counts, after checking there were some and every one
+/// was answered 200.
+pub fn answered_200(r: &serde_json::Value) -> u64 {
+    let n = r["requests"].as_u64().unwrap();
+    assert!(n > 0, "{r}");
+    assert_eq!(r["status"]["200"].as_u64(), Some(n), "{r}");
+    n
+}
+
 pub fn write_tmp(dir: &tempfile::TempDir, name: &str, body: &str) -> String {
     let p = dir.path().join(name);
     std::fs::write(&p, body).unwrap();

@@ -233,10 +233,8 @@ fn stop_removed_listeners(worker: &Rc<Worker>) {
     handles.retain(|name, h| {
         let keep = state
             .snap
-            .config
-            .listeners
-            .iter()
-            .any(|l| &l.name == name && l.address == h.address);
+            .listener(name)
+            .is_some_and(|l| l.address == h.address);
         if !keep {
             h.stop.fire();
         }
@@ -247,7 +245,7 @@ fn stop_removed_listeners(worker: &Rc<Worker>) {
 fn start_listeners(worker: &Rc<Worker>, sockets: Vec<(String, std::net::TcpListener)>) {
     let state = worker.state();
     for (name, socket) in sockets {
-        let Some(cfg) = state.snap.config.listeners.iter().find(|l| l.name == name) else {
+        let Some(cfg) = state.snap.listener(&name) else {
             continue;
         };
         let listener = match TcpListener::from_std(socket) {
@@ -337,10 +335,7 @@ fn admit_connection(
     let state = worker.state();
     let listener_cap = state
         .snap
-        .config
-        .listeners
-        .iter()
-        .find(|l| *l.name == **name)
+        .listener(name)
         .and_then(|l| l.limits.max_connections);
     let admitted = Admitted {
         open: worker.open.clone(),

@@ -100,7 +100,12 @@ async fn serve_busy<S: Transport>(
     let (mut seen_in, mut seen_out) = (conn.bytes_read, conn.bytes_written);
     loop {
         if conn.buffered().is_empty() {
-            let Some(idle) = listener_timeouts(worker, listener).map(|t| t.idle.get()) else {
+            let Some(idle) = worker
+                .state()
+                .snap
+                .listener(listener)
+                .map(|l| l.timeouts.idle.get())
+            else {
                 return Busy::Close;
             };
             let deadline = idle_deadline.take().unwrap_or_else(|| coarse_now() + idle);
@@ -120,13 +125,7 @@ async fn serve_busy<S: Transport>(
         }
         // Taken only now that a request has begun, so a reload during the idle wait applies.
         let state = worker.state();
-        let Some(cfg) = state
-            .snap
-            .config
-            .listeners
-            .iter()
-            .find(|l| *l.name == **listener)
-        else {
+        let Some(cfg) = state.snap.listener(listener) else {
             return Busy::Close;
         };
         let next = exchange::run(conn, peer, worker, &state, cfg).await;
@@ -144,18 +143,6 @@ async fn serve_busy<S: Transport>(
             Next::Upgrade(upstream) => return Busy::Upgrade(upstream),
         }
     }
-}
-
-/// The timeouts of a listener under the current config; `None` once it was removed.
-fn listener_timeouts(worker: &Worker, listener: &str) -> Option<aigw_config::ListenerTimeouts> {
-    let state = worker.state();
-    let cfg = state
-        .snap
-        .config
-        .listeners
-        .iter()
-        .find(|l| l.name == listener)?;
-    Some(cfg.timeouts.clone())
 }
 
 /// How the hot wait for a request ended.

@@ -35,8 +35,12 @@ pub async fn serve(
     worker: Rc<Worker>,
     tls: Arc<ServerTls>,
 ) {
-    let Some(limit) = super::listener_timeouts(&worker, &listener).map(|t| t.header_read.get())
-    else {
+    let header_read = worker
+        .state()
+        .snap
+        .listener(&listener)
+        .map(|l| l.timeouts.header_read.get());
+    let Some(limit) = header_read else {
         return;
     };
     let handshake = monoio::time::timeout(limit, aigw_tls::accept(tcp, &tls)).await;

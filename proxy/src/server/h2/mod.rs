@@ -58,12 +58,7 @@ const MIN_RESET_BUDGET: i64 = 100;
 /// Whether the listener takes HTTP/2 by prior knowledge; the head deadline to sniff with.
 pub fn h2c_deadline(worker: &Worker, listener: &str) -> Option<Instant> {
     let state = worker.state();
-    let cfg = state
-        .snap
-        .config
-        .listeners
-        .iter()
-        .find(|l| l.name == listener)?;
+    let cfg = state.snap.listener(listener)?;
     cfg.http2
         .enabled
         .then(|| Instant::now() + cfg.timeouts.header_read.get())
@@ -139,12 +134,7 @@ fn listener_settings(
     listener: &str,
 ) -> Option<(ListenerHttp2, Duration, Duration)> {
     let state = worker.state();
-    let cfg = state
-        .snap
-        .config
-        .listeners
-        .iter()
-        .find(|l| l.name == listener)?;
+    let cfg = state.snap.listener(listener)?;
     Some((
         cfg.http2.clone(),
         cfg.timeouts.header_read.get(),

@@ -230,13 +230,7 @@ pub(super) async fn serve(
     cx: &StreamCtx,
 ) -> Outcome {
     let state = cx.worker.state();
-    let Some(cfg) = state
-        .snap
-        .config
-        .listeners
-        .iter()
-        .find(|l| *l.name == *cx.listener)
-    else {
+    let Some(cfg) = state.snap.listener(&cx.listener) else {
         let mut respond = respond;
         respond.send_reset(h2::Reason::REFUSED_STREAM);
         return Outcome::Failed;
