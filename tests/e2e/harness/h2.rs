@@ -159,6 +159,29 @@ impl H2Conn {
         self.send(&out);
     }
 
+    /// Sends a request with a body and trailers: HEADERS (`extra` included), one DATA frame,
+    /// then the trailers as a HEADERS frame that ends the stream.
+    pub fn request_with_trailers(
+        &mut self,
+        stream: u32,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+        trailers: &[(&str, &str)],
+    ) {
+        let authority = self.stream.peer_addr().unwrap().to_string();
+        let block = self.request_block("POST", path, &authority, extra);
+        let mut out = frame(HEADERS, END_HEADERS, stream, &block);
+        out.extend(frame(DATA, 0, stream, body));
+        let fields: Vec<(&[u8], &[u8])> = trailers
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        let block = self.encoder.encode(fields);
+        out.extend(frame(HEADERS, END_HEADERS | END_STREAM, stream, &block));
+        self.send(&out);
+    }
+
     /// The next frame, answering SETTINGS and PING as a client must and collecting
     /// responses. `None`: the server closed the connection (or reset it). Panics when nothing
     /// arrives within `timeout`.

@@ -6,7 +6,8 @@
 //! - Connection-specific fields never reach here (h2 refuses them as malformed, RFC 9113
 //!   §8.2.2); they and `TE` are skipped anyway, so none can smuggle HTTP/1.1 framing.
 //! - Split `Cookie` fields are joined with `; ` (RFC 9113 §8.2.3).
-//! - The body is framed by the client's `Content-Length` when it sent one, else chunked; a
+//! - The body is framed by the client's `Content-Length` when it sent one and announced no
+//!   trailers (`Trailer`, RFC 9110 §6.6.2), else chunked, so that trailers can follow it; a
 //!   request whose HEADERS ended the stream has no body.
 //! - `Connection: close` makes the exchange treat the stream as the last request of its
 //!   "connection": no keep-alive bookkeeping and no draining of unread bodies.
@@ -38,7 +39,7 @@ fn refuse(status: u16, reason: &'static str) -> HeadError {
     HeadError { status, reason }
 }
 
-fn connection_specific(name: &HeaderName) -> bool {
+pub(super) fn connection_specific(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te"
@@ -73,7 +74,9 @@ pub(super) fn encode(parts: &Parts, end_of_stream: bool) -> Result<Encoded, Head
     };
     let body = if end_of_stream {
         BodyMode::None
-    } else if parts.headers.contains_key(http::header::CONTENT_LENGTH) {
+    } else if parts.headers.contains_key(http::header::CONTENT_LENGTH)
+        && !parts.headers.contains_key(http::header::TRAILER)
+    {
         BodyMode::Length
     } else {
         BodyMode::Chunked

@@ -30,7 +30,7 @@ use super::request::{self, BodyMode};
 use super::response::{reset_by_peer, ResponseWriter, Sender};
 use crate::error::LocalResponse;
 use crate::http::io::{BufConn, Transport};
-use crate::http::{HeadError, Header};
+use crate::http::{HeadError, Header, Headers};
 use crate::runtime::worker::Worker;
 use crate::server::exchange;
 use crate::server::respond::encode_local;
@@ -57,6 +57,8 @@ struct RecvSide {
     mode: BodyMode,
     /// Bytes ready for the exchange: a DATA payload, framed as a chunk when chunked.
     ready: Bytes,
+    /// The last DATA frame was seen; when chunked, the trailers are awaited next.
+    data_done: bool,
     /// The end of the body was seen (and, when chunked, the last chunk queued).
     ended: bool,
 }
@@ -67,6 +69,17 @@ impl RecvSide {
         while self.ready.is_empty() && !self.ended {
             if self.mode == BodyMode::None {
                 self.ended = true;
+                break;
+            }
+            if self.data_done {
+                // Chunked: the trailers (a HEADERS frame after the DATA) go in the last chunk.
+                let trailers = match self.body.poll_trailers(cx) {
+                    Poll::Ready(Ok(t)) => t,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(reset(e))),
+                    Poll::Pending => return Poll::Pending,
+                };
+                self.ended = true;
+                self.ready = last_chunk(trailers.as_ref());
                 break;
             }
             match self.body.poll_data(cx) {
@@ -82,20 +95,37 @@ impl RecvSide {
                         _ => data,
                     };
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionReset, e)))
-                }
-                Poll::Ready(None) => {
-                    self.ended = true;
-                    if self.mode == BodyMode::Chunked {
-                        self.ready = Bytes::from_static(b"0\r\n\r\n");
-                    }
-                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(reset(e))),
+                Poll::Ready(None) if self.mode == BodyMode::Chunked => self.data_done = true,
+                // Framed by Content-Length: HTTP/1.1 has nowhere to put trailers; the h2
+                // stream drops any that follow.
+                Poll::Ready(None) => self.ended = true,
                 Poll::Pending => return Poll::Pending,
             }
         }
         Poll::Ready(Ok(()))
     }
+}
+
+fn reset(e: h2::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, e)
+}
+
+/// The last chunk of a chunked body, carrying the request's trailer fields (RFC 9112 §7.1.2)
+/// but none of the connection-specific ones, which HTTP/2 forbids anyway (RFC 9113 §8.2.2).
+fn last_chunk(trailers: Option<&http::HeaderMap>) -> Bytes {
+    let mut fields = Headers::with_capacity(trailers.map_or(0, |t| t.len()));
+    for (name, value) in trailers.into_iter().flatten() {
+        if !request::connection_specific(name) {
+            fields.append(
+                Bytes::copy_from_slice(name.as_str().as_bytes()),
+                Bytes::copy_from_slice(value.as_bytes()),
+            );
+        }
+    }
+    let mut out = Vec::with_capacity(5 + 64 * fields.len());
+    crate::http::chunked::encode_end(&mut out, &fields);
+    Bytes::from(out)
 }
 
 /// `data` as one chunk of a chunked body.
@@ -256,6 +286,7 @@ pub(super) async fn serve(
             body,
             mode: encoded.body,
             ready: Bytes::new(),
+            data_done: false,
             ended: false,
         }),
         send,
