@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
-"""Usage: scripts/h2-idle-conns.py PORT GATEWAY_PID N
+"""Usage: scripts/h2-idle-conns.py [--tls] PORT GATEWAY_PID N
 
-Opens N HTTP/2 connections by prior knowledge (h2c) to a gateway, makes one GET / on each,
+Opens N HTTP/2 connections by prior knowledge (h2c), or over TLS with ALPN h2 (--tls, the
+certificate is not checked), to a gateway, makes one GET / on each,
 answers the server's SETTINGS, then holds them idle for 4 s and reports the gateway's RSS
 growth per connection (VmRSS delta / N). Frames are written by hand (HPACK: indexed
 :method GET, :scheme http, :path /, and a literal :authority), so no HTTP/2 library is needed."""
-import asyncio, sys, struct
+import asyncio, ssl, sys, struct
 def frame(t, flags, sid, payload): return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
 def lit(name, value):  # literal without indexing, new name
     def s(b): return bytes([len(b)]) + b
     return b"\x00" + s(name) + s(value)
 block = b"\x82" + b"\x86" + b"\x84" + lit(b":authority", b"x")  # GET, http, /
+def tls_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    return ctx
+TLS = tls_context() if "--tls" in sys.argv else None
 async def one(port, held):
-    r, w = await asyncio.open_connection("127.0.0.1", port)
+    r, w = await asyncio.open_connection("127.0.0.1", port, ssl=TLS)
+    if TLS and w.get_extra_info("ssl_object").selected_alpn_protocol() != "h2":
+        raise SystemExit("the server did not choose h2 by ALPN")
     w.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 5, 1, block))
     await w.drain()
     got = b""; done = False
@@ -34,11 +44,12 @@ def rss(pid):
     for l in open(f"/proc/{pid}/status"):
         if l.startswith("VmRSS:"): return int(l.split()[1])
 async def main():
-    port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    args = [a for a in sys.argv[1:] if a != "--tls"]
+    port, pid, n = int(args[0]), int(args[1]), int(args[2])
     before = rss(pid); held = []
     for s in range(0, n, 250):
         await asyncio.gather(*(one(port, held) for _ in range(s, min(n, s + 250))))
     await asyncio.sleep(4)
     after = rss(pid)
-    print(f"h2c connections={len(held)} per_conn_bytes={(after-before)*1024/len(held):.0f}")
+    print(f"{'h2 over TLS' if TLS else 'h2c'} connections={len(held)} per_conn_bytes={(after-before)*1024/len(held):.0f}")
 asyncio.run(main())

@@ -18,7 +18,7 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
-use crate::stream::{feed_session, Session, TlsStream};
+use crate::stream::{feed_session, read_buffer_for, Session, TlsStream};
 
 /// The reading direction of a split [`TlsStream`].
 pub struct TlsReadHalf<C> {
@@ -26,6 +26,8 @@ pub struct TlsReadHalf<C> {
     tcp: OwnedReadHalf<TcpStream>,
     rbuf: Vec<u8>,
     rpos: usize,
+    /// Ciphertext bytes the last read brought, which size the next read's buffer.
+    last_read: usize,
 }
 
 /// The writing direction of a split [`TlsStream`].
@@ -44,6 +46,7 @@ impl<C: Session> TlsStream<C> {
             TlsReadHalf {
                 session: session.clone(),
                 tcp: r,
+                last_read: rbuf.len(),
                 rbuf,
                 rpos,
             },
@@ -80,15 +83,12 @@ impl<C: Session> TlsReadHalf<C> {
             if self.rpos < self.rbuf.len() {
                 continue;
             }
-            let mut buf = std::mem::take(&mut self.rbuf);
-            if buf.capacity() == 0 {
-                buf = Vec::with_capacity(16 * 1024);
-            }
-            buf.clear();
+            let buf = read_buffer_for(std::mem::take(&mut self.rbuf), self.last_read);
             self.rpos = 0;
             let (res, b) = self.tcp.read(buf).await;
             self.rbuf = b;
-            if res? == 0 {
+            self.last_read = res?;
+            if self.last_read == 0 {
                 return Ok(0);
             }
         }

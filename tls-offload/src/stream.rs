@@ -51,6 +51,34 @@ fn give_buffer(buf: Vec<u8>) {
     }
 }
 
+/// Reads smaller than this make the next read's buffer small (see [`read_buffer_for`]).
+pub const SMALL_READ: usize = 2 * 1024;
+
+/// The buffer for a split stream's next read, given the bytes the last read brought: a pooled
+/// 16 KiB buffer after a read of at least [`SMALL_READ`] bytes (a body or a burst of frames
+/// is arriving), else a [`SMALL_READ`] one. `buf` is the last read's buffer, reused when it is
+/// already the right kind; it comes back cleared.
+///
+/// A read that fills a small buffer makes the next one big, and the first small read after a
+/// burst makes it small again. So a quiet connection's pending read (HTTP/2 connections and
+/// tunnels keep one waiting all the time) lends the kernel 2 KiB instead of 16, and uploads
+/// still read 16 KiB at a time.
+pub fn read_buffer_for(buf: Vec<u8>, last_read: usize) -> Vec<u8> {
+    const BIG: usize = 16 * 1024;
+    let want_big = last_read >= SMALL_READ;
+    let is_big = buf.capacity() >= BIG;
+    let mut buf = if buf.capacity() > 0 && want_big == is_big {
+        buf
+    } else if want_big {
+        take_buffer()
+    } else {
+        give_buffer(buf);
+        Vec::with_capacity(SMALL_READ)
+    };
+    buf.clear();
+    buf
+}
+
 /// A rustls connection of either side.
 pub trait Session: DerefMut<Target = ConnectionCommon<Self::Data>> + Send + 'static {
     /// The side's data (`ClientConnectionData` or `ServerConnectionData`).
@@ -433,5 +461,32 @@ impl<C: Session> AsyncWriteRent for TlsStream<C> {
         self.session.send_close_notify();
         self.send_tls().await?;
         self.tcp.shutdown().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_buffer_follows_the_size_of_reads() {
+        // First read after the hand-over: the bytes before it were few.
+        let buf = read_buffer_for(Vec::new(), 90);
+        assert_eq!(buf.capacity(), SMALL_READ);
+        // A read that fills the small buffer: a body is coming, read big.
+        let buf = read_buffer_for(buf, SMALL_READ);
+        assert!(buf.capacity() >= 16 * 1024);
+        // Big reads keep the big buffer (the same one, cleared).
+        let mut buf = buf;
+        buf.extend_from_slice(b"frames");
+        let ptr = buf.as_ptr();
+        let buf = read_buffer_for(buf, 16 * 1024);
+        assert_eq!((buf.as_ptr(), buf.len()), (ptr, 0));
+        // The burst is over: a quiet connection lends the kernel only a small buffer.
+        let buf = read_buffer_for(buf, 300);
+        assert_eq!(buf.capacity(), SMALL_READ);
+        let ptr = buf.as_ptr();
+        let buf = read_buffer_for(buf, 0);
+        assert_eq!((buf.as_ptr(), buf.capacity()), (ptr, SMALL_READ));
     }
 }

@@ -5,8 +5,11 @@
 //! them, so each direction keeps at most one operation in flight in a boxed future that owns
 //! its half of the stream and its buffer, and copies between that buffer and h2's:
 //!
-//! - reads: the bytes read before the hand-over (the preface) come first; then one pooled
-//!   buffer is lent to the kernel at a time and h2 is served from it.
+//! - reads: the bytes read before the hand-over (the preface) come first; then one buffer is
+//!   lent to the kernel at a time and h2 is served from it. Its size follows the client
+//!   ([`aigw_tls::read_buffer_for`], shared with the TLS read half): a pooled 16 KiB one while
+//!   reads come in big, a 2 KiB one once they come in small, which is what a quiet
+//!   connection's pending read then holds.
 //! - writes: h2's frames are appended to a staging buffer (up to [`STAGE_MAX`]) and written
 //!   in one operation when h2 flushes, or when the buffer is full. A DATA frame's 9-byte head
 //!   and its payload therefore go out in one write, not two.
@@ -23,6 +26,8 @@ use std::task::{ready, Context, Poll};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use tokio::io::ReadBuf;
+
+use aigw_tls::read_buffer_for;
 
 use crate::http::io::{give_buffer, take_buffer, write_vec, BufConn, Transport};
 
@@ -47,6 +52,8 @@ pub struct Compat<S: Transport + 'static> {
     /// Bytes read but not yet handed to h2 (first the ones read before the hand-over).
     rbuf: Vec<u8>,
     rpos: usize,
+    /// Bytes the last read brought (at first, those read before the hand-over).
+    last_read: usize,
     reader: Option<<S as Transport>::ReadHalf>,
     reading: Option<ReadFut<S>>,
     /// Bytes h2 wrote that are not yet handed to the kernel.
@@ -66,6 +73,7 @@ impl<S: Transport + 'static> Compat<S> {
         let (io, rbuf) = conn.into_parts();
         let (reader, writer) = io.into_halves();
         Compat {
+            last_read: rbuf.len(),
             rbuf,
             rpos: 0,
             reader: Some(reader),
@@ -175,11 +183,7 @@ impl<S: Transport + 'static> tokio::io::AsyncRead for Compat<S> {
                 let Some(mut half) = this.reader.take() else {
                     return Poll::Ready(Ok(()));
                 };
-                let mut buf = std::mem::take(&mut this.rbuf);
-                if buf.capacity() == 0 {
-                    buf = take_buffer();
-                }
-                buf.clear();
+                let buf = read_buffer_for(std::mem::take(&mut this.rbuf), this.last_read);
                 this.rpos = 0;
                 this.reading = Some(Box::pin(async move {
                     let (res, buf) = half.read(buf).await;
@@ -196,7 +200,10 @@ impl<S: Transport + 'static> tokio::io::AsyncRead for Compat<S> {
             match res {
                 // End of stream: an empty read tells h2.
                 Ok(0) => return Poll::Ready(Ok(())),
-                Ok(n) => this.counters.read.set(this.counters.read.get() + n as u64),
+                Ok(n) => {
+                    this.last_read = n;
+                    this.counters.read.set(this.counters.read.get() + n as u64);
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
