@@ -217,6 +217,10 @@ pub struct CertKey {
     /// PEM file: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC): RSA, ECDSA P-256/P-384
     /// or Ed25519.
     pub key: String,
+    /// DER file: an OCSP response for the leaf certificate, stapled to handshakes that ask
+    /// for it (re-read when it changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp: Option<String>,
 }
 
 /// `listeners[].tls.client_auth`: client certificates checked against a CA file.

@@ -178,6 +178,9 @@ fn compile_listener_tls(
         let alpn = crate::server::tls::alpn_protocols(l);
         let built = aigw_tls::ServerTls::build(&l.name, tls, alpn)
             .map_err(|e| format!("listener `{}`: tls: {e}", l.name))?;
+        for note in &built.notes {
+            crate::log::warn(format_args!("listener `{}`: tls: {note}", l.name));
+        }
         if built.offload {
             crate::log::info(format_args!("listener `{}`: TLS keys on QAT", l.name));
         } else if tls.key_offload != aigw_config::KeyOffload::Software {

@@ -1,12 +1,13 @@
 //! HTTPS listeners (`listeners[].tls`), as clients see them: curl over TLS 1.3 and 1.2,
 //! certificates chosen by SNI across key types, session resumption, garbage and truncated
-//! records, client certificates, certificates replaced under load, an Upgrade tunnel through
-//! TLS, and private-key offload through the QAT stand-in library (an ABI-compatible software
+//! records, client certificates, certificates replaced under load, OCSP stapling checked by
+//! `curl --cert-status`, an Upgrade tunnel through TLS, and private-key offload through the QAT stand-in library (an ABI-compatible software
 //! double built by the tests: these tests do NOT exercise QAT hardware).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -711,6 +712,131 @@ fn bad_tls_config_is_refused(_driver: &str) {
     assert!(err.contains("listeners[0].tls.certificates"), "{err}");
 }
 
+/// An OCSP response for `leaf` from `openssl ocsp` acting as the CA's responder: `status` is
+/// `V` (good) or `R` (revoked). Written to `dir/NAME.der`.
+fn ocsp_response(pki: &Pki, ca_key: &Path, leaf: &Path, status: char, name: &str) -> PathBuf {
+    let dir = pki.dir.path();
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(leaf)
+        .output()
+        .expect("run openssl");
+    let serial = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string();
+    let revoked_at = if status == 'R' { "261101000000Z" } else { "" };
+    let index = dir.join(format!("{name}.index"));
+    std::fs::write(
+        &index,
+        format!("{status}\t301231235959Z\t{revoked_at}\t{serial}\tunknown\t/CN=localhost\n"),
+    )
+    .unwrap();
+    let der = dir.join(format!("{name}.der"));
+    let out = Command::new("openssl")
+        .args(["ocsp", "-no_nonce", "-ndays", "7", "-index"])
+        .arg(&index)
+        .arg("-rsigner")
+        .arg(&pki.ca_path)
+        .arg("-rkey")
+        .arg(ca_key)
+        .arg("-CA")
+        .arg(&pki.ca_path)
+        .arg("-issuer")
+        .arg(&pki.ca_path)
+        .arg("-cert")
+        .arg(leaf)
+        .arg("-respout")
+        .arg(&der)
+        .output()
+        .expect("run openssl ocsp");
+    assert!(out.status.success(), "openssl ocsp: {out:?}");
+    der
+}
+
+/// OCSP stapling as a user checks it: `curl --cert-status` needs a good, stapled response for
+/// the server's certificate. Without `ocsp` curl refuses; with it (added by a reload) it
+/// passes over TLS 1.3 and 1.2. A refreshed file that says "revoked" is refused when the
+/// gateway notices the change, and the good staple stays; a response about another
+/// certificate is a config error.
+fn ocsp_stapling(driver: &str) {
+    let pki = Pki::new();
+    let up = Upstream::named("up");
+    let ca_key = pki.ca.write_key(pki.dir.path(), "ca.key");
+    // The chain carries the issuer, which curl needs to match the response to the certificate.
+    let chain = pki.dir.path().join("chain.pem");
+    let leaf_pem = std::fs::read_to_string(&pki.leaf.cert).unwrap();
+    std::fs::write(&chain, format!("{leaf_pem}{}", pki.ca.pem)).unwrap();
+    let served = Leaf {
+        cert: chain,
+        key: pki.leaf.key.clone(),
+        der: pki.leaf.der.clone(),
+    };
+    let good = ocsp_response(&pki, &ca_key, &pki.leaf.cert, 'V', "good");
+    let revoked = ocsp_response(&pki, &ca_key, &pki.leaf.cert, 'R', "revoked");
+    let staple = pki.dir.path().join("staple.der");
+    std::fs::copy(&good, &staple).unwrap();
+    let plain = config(&[&served], "", &up.endpoint());
+    let key_line = format!("key: \"{}\" }}", served.key.display());
+    let stapled = plain.replace(
+        &key_line,
+        &format!(
+            "key: \"{}\", ocsp: \"{}\" }}",
+            served.key.display(),
+            staple.display()
+        ),
+    );
+    assert_ne!(plain, stapled);
+
+    let gw = Gateway::start(&plain, driver);
+    let status = |extra: &[&str]| {
+        let mut args = vec!["--cert-status"];
+        args.extend_from_slice(extra);
+        curl_https(&gw, "localhost", "/s", &pki.ca_path, &args)
+    };
+    let out = status(&[]);
+    assert_ne!(
+        out.code, 0,
+        "no staple, yet curl --cert-status passed: {out:?}"
+    );
+    assert!(out.stderr.to_lowercase().contains("ocsp"), "{out:?}");
+
+    gw.reload_via_file(&stapled);
+    for extra in [&[][..], &["--tls-max", "1.2"][..]] {
+        let out = status(extra);
+        assert_eq!((out.code, out.resp.status), (0, 200), "{extra:?}: {out:?}");
+    }
+
+    let refused = gw.log_count("revoked");
+    std::fs::copy(&revoked, pki.dir.path().join("next.der")).unwrap();
+    std::fs::rename(pki.dir.path().join("next.der"), &staple).unwrap();
+    gw.wait_log("revoked", refused + 1, Duration::from_secs(10));
+    let out = status(&[]);
+    assert_eq!(
+        (out.code, out.resp.status),
+        (0, 200),
+        "the good staple must stay: {out:?}"
+    );
+
+    // A response about another certificate: `aigw check` names the entry and the problem.
+    let other = pki
+        .ca
+        .leaf(pki.dir.path(), "other", &["other.test"], KeyKind::P256);
+    let wrong = ocsp_response(&pki, &ca_key, &other.cert, 'V', "wrong");
+    let file = pki.dir.path().join("check.yaml");
+    std::fs::write(
+        &file,
+        stapled.replace(&staple.display().to_string(), &wrong.display().to_string()),
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(&["check", "-c", &file.display().to_string()], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("certificates[0]") && err.contains("another certificate"),
+        "{err}"
+    );
+}
+
 both_drivers!(
     http2_over_tls,
     curl_over_tls,
@@ -724,4 +850,5 @@ both_drivers!(
     slow_offload_does_not_block_the_worker,
     qat_missing,
     bad_tls_config_is_refused,
+    ocsp_stapling,
 );

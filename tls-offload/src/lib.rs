@@ -10,6 +10,7 @@
 //!   ones off the worker.
 
 pub mod keys;
+pub mod ocsp;
 pub mod offload;
 pub mod qat;
 pub mod server;

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use aigw_config::{KeyOffload, ListenerTls};
 use monoio::io::AsyncWriteRentExt;
@@ -18,6 +19,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
 use crate::keys::OffloadKey;
+use crate::ocsp::Staple;
 use crate::sni::{dns_names, SniResolver};
 use crate::stream::{feed_session, tls_error, TlsError, TlsStream};
 
@@ -31,6 +33,8 @@ pub struct ServerTls {
     pub config: Arc<ServerConfig>,
     /// Some key is on QAT: handshake steps that may sign run on the offload pool.
     pub offload: bool,
+    /// Worth a warning, not a refusal (an OCSP response that is not stapled, and why).
+    pub notes: Vec<String>,
     /// What it was built from: the settings and every file's content.
     source: (ListenerTls, Vec<Vec<u8>>),
 }
@@ -81,7 +85,8 @@ pub fn files(tls: &ListenerTls) -> Vec<String> {
     let mut out: Vec<String> = tls
         .certificates
         .iter()
-        .flat_map(|c| [c.cert.clone(), c.key.clone()])
+        .flat_map(|c| [Some(c.cert.clone()), Some(c.key.clone()), c.ocsp.clone()])
+        .flatten()
         .collect();
     if let Some(a) = &tls.client_auth {
         out.push(a.ca.clone());
@@ -100,8 +105,8 @@ impl ServerTls {
                 true
             }
         };
-        let mut contents = Vec::new();
-        let (certs, offload) = load_certificates(tls, use_qat, &mut contents)?;
+        let (mut contents, mut notes) = (Vec::new(), Vec::new());
+        let (certs, offload) = load_certificates(tls, use_qat, &mut contents, &mut notes)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -120,6 +125,7 @@ impl ServerTls {
         Ok(ServerTls {
             config: Arc::new(config),
             offload,
+            notes,
             source: (tls.clone(), contents),
         })
     }
@@ -128,13 +134,16 @@ impl ServerTls {
 /// A certified key and the DNS names it answers for.
 type NamedKey = (Arc<CertifiedKey>, Vec<String>);
 
-/// Reads every `{ cert, key }`, checks each key against its certificate, and prepares keys
-/// for QAT when `use_qat`. Returns the keys with their names and whether any is on QAT; the
-/// files' bytes are appended to `contents`.
+/// Reads every `{ cert, key, ocsp }`, checks each key against its certificate and each OCSP
+/// response against its certificate, and prepares keys for QAT when `use_qat`. Returns the
+/// keys with their names and whether any is on QAT; the files' bytes are appended to
+/// `contents`, and what the operator should know but does not stop the listener (an OCSP
+/// response out of its validity, not stapled) to `notes`.
 fn load_certificates(
     tls: &ListenerTls,
     use_qat: bool,
     contents: &mut Vec<Vec<u8>>,
+    notes: &mut Vec<String>,
 ) -> Result<(Vec<NamedKey>, bool), String> {
     let mut certs = Vec::new();
     let mut offload = false;
@@ -145,13 +154,25 @@ fn load_certificates(
         let (key, on_qat) =
             OffloadKey::load(&der, use_qat).map_err(|e| at(format!("`{}`: {e}", ck.key)))?;
         offload |= on_qat;
-        let certified = CertifiedKey::new(chain.clone(), Arc::new(key));
+        let mut certified = CertifiedKey::new(chain.clone(), Arc::new(key));
         certified.keys_match().map_err(|e| {
             at(format!(
                 "the key `{}` does not belong to the certificate `{}`: {e}",
                 ck.key, ck.cert
             ))
         })?;
+        if let Some(path) = &ck.ocsp {
+            let der = std::fs::read(path).map_err(|e| at(format!("ocsp `{path}`: {e}")))?;
+            contents.push(der.clone());
+            let staple = Staple::check(der, &chain[0])
+                .map_err(|e| at(format!("ocsp `{path}` (for `{}`): {e}", ck.cert)))?;
+            match staple.unusable_at(SystemTime::now()) {
+                Some(why) => notes.push(at(format!(
+                    "the OCSP response in `{path}` {why}; nothing is stapled until the file is refreshed"
+                ))),
+                None => certified.ocsp = Some(staple.der),
+            }
+        }
         let names = dns_names(&chain[0]).map_err(|e| at(format!("`{}`: {e}", ck.cert)))?;
         contents.push(std::fs::read(&ck.cert).unwrap_or_default());
         contents.push(std::fs::read(&ck.key).unwrap_or_default());
@@ -302,6 +323,7 @@ mod tests {
             certificates: vec![aigw_config::CertKey {
                 cert: c.display().to_string(),
                 key: k.display().to_string(),
+                ocsp: None,
             }],
             client_auth: None,
             key_offload: offload,

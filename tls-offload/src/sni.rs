@@ -6,8 +6,13 @@
 //! (clients connecting by IP address), the first configured certificate is the default.
 //! Among several candidates, the first whose key can sign with a scheme the client offers
 //! wins (an RSA and an ECDSA certificate for the same names serve old and new clients).
+//!
+//! A certificate with a stapled OCSP response is served with it until the response's
+//! `nextUpdate`, and without it after that (an expired staple makes clients that require one
+//! refuse the connection; no staple lets them ask the responder themselves).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -20,6 +25,30 @@ struct Entry {
     /// Lower-case suffixes of wildcard names, with the leading dot: `.example.com`.
     wildcard: Vec<String>,
     key: Arc<CertifiedKey>,
+    /// When `key`'s OCSP response expires, and the same key without it.
+    unstapled: Option<(SystemTime, Arc<CertifiedKey>)>,
+}
+
+impl Entry {
+    /// The key to serve at `now`.
+    fn served(&self, now: SystemTime) -> &Arc<CertifiedKey> {
+        match &self.unstapled {
+            Some((until, bare)) if now >= *until => bare,
+            _ => &self.key,
+        }
+    }
+}
+
+/// When the OCSP response stapled to `key` expires, and `key` without it; None without a
+/// response or with one that never expires (no `nextUpdate`).
+fn staple_expiry(key: &Arc<CertifiedKey>) -> Option<(SystemTime, Arc<CertifiedKey>)> {
+    let der = key.ocsp.clone()?;
+    let until = crate::ocsp::Staple::check(der, key.end_entity_cert().ok()?)
+        .ok()?
+        .next_update?;
+    let mut bare = CertifiedKey::clone(key);
+    bare.ocsp = None;
+    Some((until, Arc::new(bare)))
 }
 
 /// The resolver a listener's rustls config uses.
@@ -48,6 +77,7 @@ impl SniResolver {
                 Entry {
                     exact,
                     wildcard,
+                    unstapled: staple_expiry(&key),
                     key,
                 }
             })
@@ -56,11 +86,12 @@ impl SniResolver {
     }
 
     /// The certificate for `name` among those that `usable` accepts (in the order described
-    /// in the module docs); the default when nothing matches.
+    /// in the module docs), as served at `now`; the default when nothing matches.
     fn choose(
         &self,
         name: Option<&str>,
         usable: impl Fn(&CertifiedKey) -> bool,
+        now: SystemTime,
     ) -> Option<Arc<CertifiedKey>> {
         let name = name.map(|n| n.trim_end_matches('.').to_ascii_lowercase());
         let exact = |e: &&Entry| {
@@ -90,16 +121,18 @@ impl SniResolver {
             .iter()
             .find(|e| usable(&e.key))
             .or(candidates.first())
-            .map(|e| e.key.clone())
+            .map(|e| e.served(now).clone())
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let schemes = hello.signature_schemes();
-        self.choose(hello.server_name(), |k| {
-            k.key.choose_scheme(schemes).is_some()
-        })
+        self.choose(
+            hello.server_name(),
+            |k| k.key.choose_scheme(schemes).is_some(),
+            SystemTime::now(),
+        )
     }
 }
 
@@ -136,7 +169,7 @@ mod tests {
         let b = key(&["b.example.com", "B2.example.com"]);
         let (ka, kw, kb) = (a.0.clone(), w.0.clone(), b.0.clone());
         let r = SniResolver::new(vec![a, w, b]);
-        let pick = |n: Option<&str>| r.choose(n, |_| true).unwrap();
+        let pick = |n: Option<&str>| r.choose(n, |_| true, SystemTime::now()).unwrap();
         assert!(Arc::ptr_eq(&pick(Some("a.example.com")), &ka));
         assert!(Arc::ptr_eq(&pick(Some("B.EXAMPLE.COM")), &kb));
         assert!(Arc::ptr_eq(&pick(Some("b2.example.com")), &kb));
@@ -154,8 +187,38 @@ mod tests {
         let kb = b.0.clone();
         let r = SniResolver::new(vec![a, b]);
         let got = r
-            .choose(Some("same.example.com"), |k| std::ptr::eq(k, &*kb))
+            .choose(
+                Some("same.example.com"),
+                |k| std::ptr::eq(k, &*kb),
+                SystemTime::now(),
+            )
             .unwrap();
         assert!(Arc::ptr_eq(&got, &kb));
+    }
+
+    #[test]
+    fn an_ocsp_staple_is_served_until_it_expires() {
+        use crate::ocsp::tests::{good, response, single};
+        let (key, names) = key(&["s.example.com"]);
+        let serial = crate::ocsp::leaf_serial(&key.cert[0]).unwrap().to_vec();
+        let der = response(
+            0,
+            &[single(
+                &serial,
+                good(),
+                "20261125120000Z",
+                Some("20261202120000Z"),
+            )],
+        );
+        let mut stapled = CertifiedKey::clone(&key);
+        stapled.ocsp = Some(der.clone());
+        let r = SniResolver::new(vec![(Arc::new(stapled), names)]);
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let expiry = 1_795_608_000 + 7 * 86_400;
+        let before = r.choose(None, |_| true, at(expiry - 1)).unwrap();
+        assert_eq!(before.ocsp.as_deref(), Some(&der[..]));
+        let after = r.choose(None, |_| true, at(expiry)).unwrap();
+        assert_eq!(after.ocsp, None, "an expired response is not stapled");
+        assert_eq!(after.cert, before.cert, "the same certificate");
     }
 }

@@ -25,6 +25,13 @@ pub(super) fn check_listener(cx: &mut Ctx, p: &str, tls: &ListenerTls) {
         if let Err(why) = read_private_key(&ck.key) {
             cx.err(format!("{q}.key"), why);
         }
+        if let Some(path) = &ck.ocsp {
+            match std::fs::read(path) {
+                Err(e) => cx.err(format!("{q}.ocsp"), format!("cannot read `{path}`: {e}")),
+                Ok(b) if b.is_empty() => cx.err(format!("{q}.ocsp"), format!("`{path}` is empty")),
+                Ok(_) => {}
+            }
+        }
     }
     if let Some(auth) = &tls.client_auth {
         if let Err(why) = read_ca_file(&auth.ca) {

@@ -84,6 +84,13 @@ impl Ca {
         p
     }
 
+    /// Writes the CA's private key (PEM) to `dir/file` and returns the path.
+    pub fn write_key(&self, dir: &Path, file: &str) -> PathBuf {
+        let p = dir.join(file);
+        std::fs::write(&p, self.issuer.key().serialize_pem()).unwrap();
+        p
+    }
+
     /// Issues a leaf for `names` (the first is also the common name) with a `kind` key and
     /// writes `dir/FILE.crt` and `dir/FILE.key`.
     pub fn leaf(&self, dir: &Path, file: &str, names: &[&str], kind: KeyKind) -> Leaf {
