@@ -330,6 +330,55 @@ mod tests {
         }
     }
 
+    /// A response out of its validity loads with a note (nothing stapled); a current one
+    /// loads quietly; one about another certificate is refused with both serials.
+    #[test]
+    fn ocsp_files_are_checked_when_built() {
+        use crate::ocsp::tests::{good, response, single};
+        let dir = tempfile::tempdir().unwrap();
+        let mut tls = listener_tls(dir.path(), KeyOffload::Software);
+        let chain = aigw_config::read_cert_chain(&tls.certificates[0].cert).unwrap();
+        let serial = crate::ocsp::leaf_serial(&chain[0]).unwrap().to_vec();
+        let ocsp = dir.path().join("r.der");
+        tls.certificates[0].ocsp = Some(ocsp.display().to_string());
+        let build = |der: Vec<u8>| {
+            std::fs::write(&ocsp, der).unwrap();
+            ServerTls::build("t", &tls, vec![])
+        };
+        let expired = build(response(
+            0,
+            &[single(
+                &serial,
+                good(),
+                "20200101000000Z",
+                Some("20200108000000Z"),
+            )],
+        ))
+        .unwrap();
+        assert_eq!(expired.notes.len(), 1, "{:?}", expired.notes);
+        assert!(expired.notes[0].contains("expired"), "{:?}", expired.notes);
+        let current = build(response(
+            0,
+            &[single(
+                &serial,
+                good(),
+                "20200101000000Z",
+                Some("29991231000000Z"),
+            )],
+        ))
+        .unwrap();
+        assert!(current.notes.is_empty(), "{:?}", current.notes);
+        let e = build(response(
+            0,
+            &[single(&[0x7f], good(), "20200101000000Z", None)],
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("certificates[0]: ocsp") && e.contains("another certificate"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn tls12_and_13_with_aead_suites_only() {
         let dir = tempfile::tempdir().unwrap();
