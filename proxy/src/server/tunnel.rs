@@ -1,10 +1,10 @@
 //! Upgraded connections (WebSocket and friends): after a 101, bytes flow both ways untouched
 //! until either side closes; each direction's end is passed on as a half-close.
 
-use monoio::buf::{IoBuf, IoBufMut};
+use aigw_tls::read_buffer_for;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
-use crate::http::io::{BufConn, Transport};
+use crate::http::io::{give_buffer, BufConn, Transport};
 use crate::upstream::pool::{UpstreamConn, UpstreamIo};
 
 /// Relays both directions until both have ended. Bytes already buffered on either side are
@@ -23,22 +23,31 @@ pub async fn run<S: Transport>(client: BufConn<S>, upstream: BufConn<UpstreamCon
     monoio::join!(pipe(cr, uw, client_early), pipe(ur, cw, up_early));
 }
 
+/// Copies `from` to `to` until `from` ends, then half-closes `to`. The read buffer follows the
+/// traffic ([`aigw_tls::read_buffer_for`]): 16 KiB while reads come in big, 2 KiB after a
+/// small one, so a quiet tunnel (an idle WebSocket) lends the kernel 2 KiB per direction.
 async fn pipe<R: AsyncReadRent, W: AsyncWriteRent>(mut from: R, mut to: W, early: Vec<u8>) {
-    if !early.is_empty() {
-        let (r, _) = to.write_all(early).await;
+    // The early bytes' buffer is a pooled 16 KiB one: back to the pool before the tunnel
+    // settles in (a tunnel may stay open for hours).
+    if early.is_empty() {
+        give_buffer(early);
+    } else {
+        let (r, early) = to.write_all(early).await;
+        give_buffer(early);
         if r.is_err() {
             return;
         }
     }
-    let mut buf = Vec::with_capacity(16 * 1024);
+    let (mut buf, mut last_read) = (Vec::new(), 0);
     loop {
-        let (r, b) = from.read(buf.slice_mut(0..16 * 1024)).await;
-        buf = b.into_inner();
+        let (r, b) = from.read(read_buffer_for(buf, last_read)).await;
+        buf = b;
         match r {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                let (r, b) = to.write_all(buf.slice(0..n)).await;
-                buf = b.into_inner();
+                last_read = n;
+                let (r, b) = to.write_all(buf).await;
+                buf = b;
                 if r.is_err() {
                     break;
                 }
