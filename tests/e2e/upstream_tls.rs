@@ -212,6 +212,9 @@ fn serve(tcp: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: &Mutex<Vec<Seen>>
         {
             return;
         }
+        if out.starts_with(b"HTTP/1.1 101") {
+            return echo_upper(tls);
+        }
         if close {
             if notify {
                 stream.conn.send_close_notify();
@@ -220,6 +223,31 @@ fn serve(tcp: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: &Mutex<Vec<Seen>>
             return;
         }
     }
+}
+
+/// After a 101: sends back every byte read, upper-cased (so the client knows it went through
+/// the upstream), until the peer's close_notify or EOF; then closes with close_notify.
+fn echo_upper(mut tls: BufReader<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let out = buf[..n].to_ascii_uppercase();
+                let stream = tls.get_mut();
+                if stream
+                    .write_all(&out)
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+    let stream = tls.get_mut();
+    stream.conn.send_close_notify();
+    let _ = stream.flush();
 }
 
 fn ok_response(content_type: &str, body: &[u8]) -> Vec<u8> {
@@ -415,21 +443,50 @@ fn health_checks_over_tls(driver: &str) {
     assert_eq!(probe.header("user-agent"), Some("aigw-health-check"));
 }
 
-fn upgrade_to_tls_service_refused(driver: &str) {
+/// A WebSocket to a service reached over TLS (a `wss://` upstream such as a realtime model
+/// API): the 101 comes back, bytes flow both ways through the upstream's TLS session, and
+/// each side's close reaches the other.
+fn websocket_to_tls_service(driver: &str) {
     let pki = Pki::new("aigw test CA");
-    let up = TlsUpstream::start(&pki, echo);
+    let up = TlsUpstream::start(&pki, |r| {
+        if r.target() == "/ws" {
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                .to_vec()
+        } else {
+            echo(r)
+        }
+    });
     let gw = Gateway::start(
         &tls_service(&up.addr.to_string(), "{ verify: false }"),
         driver,
     );
-    let r = get(
-        gw.addr,
-        "/ws",
-        &[("Connection", "Upgrade"), ("Upgrade", "websocket")],
+    let mut c = Conn::connect(gw.addr);
+    c.send(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 101, "{}", r.head);
+    assert_eq!(r.header("upgrade"), Some("websocket"));
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0]
+            .head
+            .to_ascii_lowercase()
+            .contains("upgrade: websocket"),
+        "{}",
+        seen[0].head
     );
-    assert_eq!(r.status, 501, "{}", r.body_str());
-    assert_eq!(r.error_code(), "upgrade_over_tls_unsupported");
-    assert!(up.seen().is_empty());
+    // Several messages, one bigger than a TLS record and than the tunnel's small buffer.
+    let big = vec![b'x'; 40_000];
+    for msg in [&b"\x81\x05hello"[..], b"second message", &big] {
+        c.send(msg);
+        assert_eq!(c.read_exact_raw(msg.len()), msg.to_ascii_uppercase());
+    }
+    // The client's half-close ends the upstream's side (close_notify), which ends the tunnel.
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(
+        c.closed_within(WAIT).is_ok(),
+        "the tunnel should end when both sides closed"
+    );
 }
 
 fn model_provider_over_https(driver: &str) {
@@ -526,6 +583,6 @@ both_drivers!(
     pooled_connection_closed_by_upstream,
     verification_failures,
     health_checks_over_tls,
-    upgrade_to_tls_service_refused,
+    websocket_to_tls_service,
     model_provider_over_https,
 );

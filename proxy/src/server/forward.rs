@@ -115,17 +115,6 @@ pub(super) async fn forward<S: Transport>(
             format!("service `{}` has no resolved endpoint", service.name()),
         ));
     }
-    if req.upgrade && service.spec.tls.is_some() {
-        return Err(ProxyError::upstream(
-            501,
-            "upgrade_over_tls_unsupported",
-            format!(
-                "service `{}` is reached over TLS, and upgraded connections (WebSocket) to TLS \
-                 upstreams are not supported yet",
-                service.name()
-            ),
-        ));
-    }
     let body_timeout = listener.timeouts.body_read.get();
     if req.expect_continue && buffered.is_none() && req.framing.has_body() {
         BodyIn::send_continue(conn).await?;

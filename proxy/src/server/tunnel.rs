@@ -8,19 +8,24 @@ use crate::http::io::{give_buffer, BufConn, Transport};
 use crate::upstream::pool::{UpstreamConn, UpstreamIo};
 
 /// Relays both directions until both have ended. Bytes already buffered on either side are
-/// delivered first. Plain upstreams only: `forward` refuses upgrades to TLS services, whose
-/// session state cannot be split between two directions.
+/// delivered first. Over TLS (to the client, the upstream or both) each session is split into
+/// a read and a write half (aigw-tls's `split`), so both directions run at once.
 pub async fn run<S: Transport>(client: BufConn<S>, upstream: BufConn<UpstreamConn>) {
     let (client_io, client_early) = client.into_parts();
     let (up, up_early) = upstream.into_parts();
     // `_open` keeps the backend's connection count until the tunnel ends.
     let UpstreamConn { io, backend: _open } = up;
-    let UpstreamIo::Plain(up_io) = io else {
-        return;
-    };
     let (cr, cw) = client_io.into_halves();
-    let (ur, uw) = up_io.into_split();
-    monoio::join!(pipe(cr, uw, client_early), pipe(ur, cw, up_early));
+    match io {
+        UpstreamIo::Plain(tcp) => {
+            let (ur, uw) = tcp.into_split();
+            monoio::join!(pipe(cr, uw, client_early), pipe(ur, cw, up_early));
+        }
+        UpstreamIo::Tls(tls) => {
+            let (ur, uw) = tls.into_halves();
+            monoio::join!(pipe(cr, uw, client_early), pipe(ur, cw, up_early));
+        }
+    }
 }
 
 /// Copies `from` to `to` until `from` ends, then half-closes `to`. The read buffer follows the
