@@ -188,7 +188,7 @@ fn chunked_request_body(driver: &str) {
     c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
     // The rest arrives later: the gateway must stream, not wait for a length.
     std::thread::sleep(Duration::from_millis(50));
-    c.send(b"7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n");
+    c.send(b"7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\nContent-Length: 0\r\nAuthorization: Bearer sk-client\r\n\r\n");
     let r = c.read_response();
     assert_eq!((r.status, r.body_str().as_str()), (200, "12 bytes"));
     let got = up.last();
@@ -202,7 +202,7 @@ fn chunked_request_body(driver: &str) {
     assert_eq!(
         got.trailers,
         vec![("X-Trailer".to_string(), "t".to_string())],
-        "request trailers are passed on"
+        "request trailers are passed on, but not framing or credentials (RFC 9110 §6.5.1)"
     );
 }
 

@@ -450,7 +450,8 @@ fn websocket_to_tls_service(driver: &str) {
     let pki = Pki::new("aigw test CA");
     let up = TlsUpstream::start(&pki, |r| {
         if r.target() == "/ws" {
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+            // A first message in the same write as the 101, as realtime APIs send one.
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nwelcome\n"
                 .to_vec()
         } else {
             echo(r)
@@ -475,6 +476,7 @@ fn websocket_to_tls_service(driver: &str) {
         "{}",
         seen[0].head
     );
+    assert_eq!(c.read_exact_raw(8), b"welcome\n");
     // Several messages, one bigger than a TLS record and than the tunnel's small buffer.
     let big = vec![b'x'; 40_000];
     for msg in [&b"\x81\x05hello"[..], b"second message", &big] {

@@ -5,10 +5,11 @@
 //!
 //! Before a response is stapled it is read far enough to catch the mistakes that would make
 //! clients reject the connection: a response that is not `successful`, not a basic response,
-//! about another certificate (its serial number), or that says `revoked` or `unknown` is a
-//! config error. One outside its validity (`thisUpdate` in the future, or `nextUpdate` passed)
-//! is not an error, since an operator's refresh job may lag, but is not stapled either: the
-//! handshake goes on without a staple, as it would with no file. The responder's signature is
+//! about another certificate (its serial number), or that says `revoked` or `unknown` is never
+//! stapled, and neither is one outside its validity (`thisUpdate` ahead, `nextUpdate` passed).
+//! None of these stops the listener (a certificate renewed before the OCSP refresh job ran
+//! would otherwise be refused, and the old one kept): the handshake goes on without a staple,
+//! as it would with no file, and the listener's build says why. The responder's signature is
 //! the client's to check (it may be delegated to a responder certificate aigw knows nothing of).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,9 +59,23 @@ impl Staple {
         })
     }
 
-    /// Why the response must not be stapled at `now`, if it must not.
-    pub fn unusable_at(&self, now: SystemTime) -> Option<String> {
-        if self.this_update > now + CLOCK_SKEW {
+    /// From when the response may be stapled: its `thisUpdate`, less [`CLOCK_SKEW`] for a
+    /// responder whose clock runs ahead of ours.
+    pub fn valid_from(&self) -> SystemTime {
+        self.this_update
+            .checked_sub(CLOCK_SKEW)
+            .unwrap_or(UNIX_EPOCH)
+    }
+
+    /// Whether the response may be stapled at `now`: from [`Staple::valid_from`] until its
+    /// `nextUpdate` (excluded).
+    pub fn valid_at(&self, now: SystemTime) -> bool {
+        now >= self.valid_from() && self.next_update.is_none_or(|t| now < t)
+    }
+
+    /// Why the response is out of its validity at `now` (for a warning), if it is.
+    pub fn why_not_at(&self, now: SystemTime) -> Option<String> {
+        if now < self.valid_from() {
             return Some(format!(
                 "is not valid before {} (thisUpdate)",
                 unix_seconds(self.this_update)

@@ -84,12 +84,16 @@ fn a_good_response_for_the_certificate_is_read() {
     assert_eq!(s.der, der, "stapled as read");
     assert_eq!(s.this_update, at(NOON));
     assert_eq!(s.next_update, Some(at(NOON + 7 * 86_400)));
-    assert_eq!(s.unusable_at(at(NOON + 60)), None);
+    assert!(s.valid_at(at(NOON + 60)));
+    assert_eq!(s.why_not_at(at(NOON + 60)), None);
     // Within the allowed skew of the responder's clock.
-    assert_eq!(s.unusable_at(at(NOON - 60)), None);
-    let expired = s.unusable_at(at(NOON + 8 * 86_400)).unwrap();
+    assert!(s.valid_at(at(NOON - 60)));
+    assert!(s.valid_at(at(NOON + 7 * 86_400 - 1)));
+    assert!(!s.valid_at(at(NOON + 7 * 86_400)));
+    let expired = s.why_not_at(at(NOON + 8 * 86_400)).unwrap();
     assert!(expired.contains("expired"), "{expired}");
-    let early = s.unusable_at(at(NOON - 3600)).unwrap();
+    assert!(!s.valid_at(at(NOON - 3600)));
+    let early = s.why_not_at(at(NOON - 3600)).unwrap();
     assert!(early.contains("not valid before"), "{early}");
 }
 

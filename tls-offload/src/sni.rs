@@ -7,9 +7,10 @@
 //! Among several candidates, the first whose key can sign with a scheme the client offers
 //! wins (an RSA and an ECDSA certificate for the same names serve old and new clients).
 //!
-//! A certificate with a stapled OCSP response is served with it until the response's
-//! `nextUpdate`, and without it after that (an expired staple makes clients that require one
-//! refuse the connection; no staple lets them ask the responder themselves).
+//! A certificate with a stapled OCSP response is served with it while the response is valid
+//! (from its `thisUpdate`, less a little clock skew, to its `nextUpdate`), and without it
+//! otherwise (an expired staple makes clients that require one refuse the connection; no staple
+//! lets them ask the responder themselves).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -25,30 +26,28 @@ struct Entry {
     /// Lower-case suffixes of wildcard names, with the leading dot: `.example.com`.
     wildcard: Vec<String>,
     key: Arc<CertifiedKey>,
-    /// When `key`'s OCSP response expires, and the same key without it.
-    unstapled: Option<(SystemTime, Arc<CertifiedKey>)>,
+    /// When `key` carries an OCSP response: the response, and the same key without it for the
+    /// times the response is not valid.
+    staple: Option<(crate::ocsp::Staple, Arc<CertifiedKey>)>,
 }
 
 impl Entry {
     /// The key to serve at `now`.
     fn served(&self, now: SystemTime) -> &Arc<CertifiedKey> {
-        match &self.unstapled {
-            Some((until, bare)) if now >= *until => bare,
+        match &self.staple {
+            Some((staple, bare)) if !staple.valid_at(now) => bare,
             _ => &self.key,
         }
     }
 }
 
-/// When the OCSP response stapled to `key` expires, and `key` without it; None without a
-/// response or with one that never expires (no `nextUpdate`).
-fn staple_expiry(key: &Arc<CertifiedKey>) -> Option<(SystemTime, Arc<CertifiedKey>)> {
+/// The OCSP response stapled to `key`, and `key` without it; None without a response.
+fn staple_of(key: &Arc<CertifiedKey>) -> Option<(crate::ocsp::Staple, Arc<CertifiedKey>)> {
     let der = key.ocsp.clone()?;
-    let until = crate::ocsp::Staple::check(der, key.end_entity_cert().ok()?)
-        .ok()?
-        .next_update?;
+    let staple = crate::ocsp::Staple::check(der, key.end_entity_cert().ok()?).ok()?;
     let mut bare = CertifiedKey::clone(key);
     bare.ocsp = None;
-    Some((until, Arc::new(bare)))
+    Some((staple, Arc::new(bare)))
 }
 
 /// The resolver a listener's rustls config uses.
@@ -77,7 +76,7 @@ impl SniResolver {
                 Entry {
                     exact,
                     wildcard,
-                    unstapled: staple_expiry(&key),
+                    staple: staple_of(&key),
                     key,
                 }
             })
@@ -197,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn an_ocsp_staple_is_served_until_it_expires() {
+    fn an_ocsp_staple_is_served_while_valid() {
         use crate::ocsp::tests::{good, response, single};
         let (key, names) = key(&["s.example.com"]);
         let serial = crate::ocsp::leaf_serial(&key.cert[0]).unwrap().to_vec();
@@ -220,5 +219,8 @@ mod tests {
         let after = r.choose(None, |_| true, at(expiry)).unwrap();
         assert_eq!(after.ocsp, None, "an expired response is not stapled");
         assert_eq!(after.cert, before.cert, "the same certificate");
+        // Issued an hour from now (a responder's clock ahead): stapled from then on.
+        let early = r.choose(None, |_| true, at(1_795_608_000 - 3600)).unwrap();
+        assert_eq!(early.ocsp, None, "a response not yet valid is not stapled");
     }
 }

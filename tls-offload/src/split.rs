@@ -18,7 +18,7 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
-use crate::stream::{feed_session, read_buffer_for, Session, TlsStream};
+use crate::stream::{feed_session, give_buffer, ReadSizer, Session, TlsStream};
 
 /// The reading direction of a split [`TlsStream`].
 pub struct TlsReadHalf<C> {
@@ -26,8 +26,8 @@ pub struct TlsReadHalf<C> {
     tcp: OwnedReadHalf<TcpStream>,
     rbuf: Vec<u8>,
     rpos: usize,
-    /// Ciphertext bytes the last read brought, which size the next read's buffer.
-    last_read: usize,
+    /// Sizes ciphertext reads from the last ones.
+    sizer: ReadSizer,
 }
 
 /// The writing direction of a split [`TlsStream`].
@@ -46,7 +46,11 @@ impl<C: Session> TlsStream<C> {
             TlsReadHalf {
                 session: session.clone(),
                 tcp: r,
-                last_read: rbuf.len(),
+                sizer: {
+                    let mut s = ReadSizer::default();
+                    s.record(rbuf.len());
+                    s
+                },
                 rbuf,
                 rpos,
             },
@@ -83,15 +87,22 @@ impl<C: Session> TlsReadHalf<C> {
             if self.rpos < self.rbuf.len() {
                 continue;
             }
-            let buf = read_buffer_for(std::mem::take(&mut self.rbuf), self.last_read);
+            let buf = self.sizer.buffer(std::mem::take(&mut self.rbuf));
             self.rpos = 0;
             let (res, b) = self.tcp.read(buf).await;
             self.rbuf = b;
-            self.last_read = res?;
-            if self.last_read == 0 {
+            let n = res?;
+            self.sizer.record(n);
+            if n == 0 {
                 return Ok(0);
             }
         }
+    }
+}
+
+impl<C> Drop for TlsReadHalf<C> {
+    fn drop(&mut self) {
+        give_buffer(std::mem::take(&mut self.rbuf));
     }
 }
 

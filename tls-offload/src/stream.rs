@@ -45,38 +45,69 @@ pub(crate) fn take_buffer() -> Vec<u8> {
     }
 }
 
-fn give_buffer(buf: Vec<u8>) {
+pub(crate) fn give_buffer(buf: Vec<u8>) {
     if let Some(p) = POOL.get() {
         (p.give)(buf);
     }
 }
 
-/// Reads smaller than this make the next read's buffer small (see [`read_buffer_for`]).
+/// Reads smaller than this count as small (see [`ReadSizer`]).
 pub const SMALL_READ: usize = 2 * 1024;
 
-/// The buffer for a split stream's next read, given the bytes the last read brought: a pooled
-/// 16 KiB buffer after a read of at least [`SMALL_READ`] bytes (a body or a burst of frames
-/// is arriving), else a [`SMALL_READ`] one. `buf` is the last read's buffer, reused when it is
-/// already the right kind; it comes back cleared.
+/// Small reads in a row after which the buffer shrinks.
+const SHRINK_AFTER: u8 = 2;
+
+/// Sizes the buffer of a long-lived stream's reads (HTTP/2 connections and tunnels keep one
+/// read waiting all the time) from the sizes of the last reads: a pooled 16 KiB buffer while
+/// they come in big, a [`SMALL_READ`] one after two small reads in a row. So a quiet
+/// connection's pending read lends the kernel 2 KiB instead of 16, and a busy one reads
+/// 16 KiB at a time.
 ///
-/// A read that fills a small buffer makes the next one big, and the first small read after a
-/// burst makes it small again. So a quiet connection's pending read (HTTP/2 connections and
-/// tunnels keep one waiting all the time) lends the kernel 2 KiB instead of 16, and uploads
-/// still read 16 KiB at a time.
-pub fn read_buffer_for(buf: Vec<u8>, last_read: usize) -> Vec<u8> {
-    const BIG: usize = 16 * 1024;
-    let want_big = last_read >= SMALL_READ;
-    let is_big = buf.capacity() >= BIG;
-    let mut buf = if buf.capacity() > 0 && want_big == is_big {
+/// Costs: the first message over 2 KiB after a quiet spell takes two reads (the small buffer
+/// fills, the next read is big). The remainder read that follows a full one does not shrink
+/// the buffer again, since shrinking takes two small reads, so a stream of big messages
+/// stays big.
+#[derive(Debug)]
+pub struct ReadSizer {
+    small_streak: u8,
+}
+
+impl Default for ReadSizer {
+    /// Quiet: the first read is small.
+    fn default() -> ReadSizer {
+        ReadSizer {
+            small_streak: SHRINK_AFTER,
+        }
+    }
+}
+
+impl ReadSizer {
+    /// Notes that a read brought `n` bytes.
+    pub fn record(&mut self, n: usize) {
+        self.small_streak = if n >= SMALL_READ {
+            0
+        } else {
+            (self.small_streak + 1).min(SHRINK_AFTER)
+        };
+    }
+
+    /// The buffer for the next read: `buf` (the last read's) when it is the right size,
+    /// cleared; else one of the right size, `buf` going back to the pool when big.
+    pub fn buffer(&self, buf: Vec<u8>) -> Vec<u8> {
+        const BIG: usize = 16 * 1024;
+        let want_big = self.small_streak < SHRINK_AFTER;
+        let is_big = buf.capacity() >= BIG;
+        let mut buf = if buf.capacity() > 0 && want_big == is_big {
+            buf
+        } else if want_big {
+            take_buffer()
+        } else {
+            give_buffer(buf);
+            Vec::with_capacity(SMALL_READ)
+        };
+        buf.clear();
         buf
-    } else if want_big {
-        take_buffer()
-    } else {
-        give_buffer(buf);
-        Vec::with_capacity(SMALL_READ)
-    };
-    buf.clear();
-    buf
+    }
 }
 
 /// A rustls connection of either side.
@@ -470,23 +501,47 @@ mod tests {
 
     #[test]
     fn the_read_buffer_follows_the_size_of_reads() {
-        // First read after the hand-over: the bytes before it were few.
-        let buf = read_buffer_for(Vec::new(), 90);
+        let mut sizer = ReadSizer::default();
+        // After the hand-over, a few bytes: small.
+        sizer.record(90);
+        let buf = sizer.buffer(Vec::new());
         assert_eq!(buf.capacity(), SMALL_READ);
         // A read that fills the small buffer: a body is coming, read big.
-        let buf = read_buffer_for(buf, SMALL_READ);
+        sizer.record(SMALL_READ);
+        let mut buf = sizer.buffer(buf);
         assert!(buf.capacity() >= 16 * 1024);
-        // Big reads keep the big buffer (the same one, cleared).
-        let mut buf = buf;
+        // The remainder of that message is small, but one small read does not shrink it, so
+        // the next big message is read whole; the same buffer comes back, cleared.
         buf.extend_from_slice(b"frames");
         let ptr = buf.as_ptr();
-        let buf = read_buffer_for(buf, 16 * 1024);
+        sizer.record(700);
+        let buf = sizer.buffer(buf);
         assert_eq!((buf.as_ptr(), buf.len()), (ptr, 0));
-        // The burst is over: a quiet connection lends the kernel only a small buffer.
-        let buf = read_buffer_for(buf, 300);
+        sizer.record(9000);
+        let buf = sizer.buffer(buf);
+        assert_eq!(buf.as_ptr(), ptr);
+        // Two small reads in a row: the connection is quiet, lend the kernel 2 KiB.
+        sizer.record(300);
+        sizer.record(40);
+        let buf = sizer.buffer(buf);
         assert_eq!(buf.capacity(), SMALL_READ);
         let ptr = buf.as_ptr();
-        let buf = read_buffer_for(buf, 0);
+        sizer.record(0);
+        let buf = sizer.buffer(buf);
         assert_eq!((buf.as_ptr(), buf.capacity()), (ptr, SMALL_READ));
+    }
+
+    /// Messages a little over and under 2 KiB in turn stay on the big buffer once it is taken.
+    #[test]
+    fn alternating_sizes_do_not_flap() {
+        let mut sizer = ReadSizer::default();
+        sizer.record(SMALL_READ);
+        let mut buf = sizer.buffer(Vec::new());
+        let ptr = buf.as_ptr();
+        for n in [2100, 1900, 2100, 1900, 2100] {
+            sizer.record(n);
+            buf = sizer.buffer(buf);
+            assert_eq!(buf.as_ptr(), ptr, "after a read of {n}");
+        }
     }
 }

@@ -220,10 +220,14 @@ pub fn encode_chunk(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends the last chunk and the trailers.
+/// Appends the last chunk and the trailers that may be forwarded
+/// ([`allowed_in_trailer`](crate::http::headers::allowed_in_trailer)); the others are dropped.
 pub fn encode_end(out: &mut Vec<u8>, trailers: &Headers) {
     out.extend_from_slice(b"0\r\n");
-    for h in trailers.iter() {
+    for h in trailers
+        .iter()
+        .filter(|h| crate::http::headers::allowed_in_trailer(&h.name))
+    {
         out.extend_from_slice(&h.name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(&h.value);
@@ -235,6 +239,19 @@ pub fn encode_end(out: &mut Vec<u8>, trailers: &Headers) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_a_trailer_may_not_carry_are_dropped() {
+        let mut t = Headers::default();
+        t.append(&b"X-Checksum"[..], &b"abc"[..]);
+        t.append(&b"Content-Length"[..], &b"0"[..]);
+        t.append(&b"authorization"[..], &b"Bearer k"[..]);
+        t.append(&b"Host"[..], &b"evil"[..]);
+        t.append(&b"grpc-status"[..], &b"0"[..]);
+        let mut out = Vec::new();
+        encode_end(&mut out, &t);
+        assert_eq!(out, b"0\r\nX-Checksum: abc\r\ngrpc-status: 0\r\n\r\n");
+    }
 
     /// Feeds `input` in pieces of `step` bytes and collects the body and trailers.
     fn decode_all(input: &[u8], step: usize) -> Result<(Vec<u8>, Headers), HeadError> {

@@ -218,6 +218,61 @@ pub fn is_hop_by_hop(name: &[u8], connection_tokens: &[Bytes]) -> bool {
             .any(|t| name.eq_ignore_ascii_case(t))
 }
 
+/// Fields a trailer section must not carry (RFC 9110 §6.5.1): those that frame or route the
+/// message, modify or authenticate a request, control a response, or describe the content's
+/// format, since a recipient that merged them into the header section would act on them after
+/// the fact; plus hop-by-hop fields and the common API-key fields, so that a credential the
+/// gateway strips from the head cannot reach the upstream in a trailer.
+const NOT_IN_TRAILERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "trailer",
+    "te",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "expect",
+    "max-forwards",
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "accept",
+    "accept-encoding",
+    "authorization",
+    "proxy-authorization",
+    "www-authenticate",
+    "proxy-authenticate",
+    "x-api-key",
+    "api-key",
+    "cookie",
+    "set-cookie",
+    "cache-control",
+    "expires",
+    "age",
+    "date",
+    "location",
+    "retry-after",
+    "vary",
+    "content-encoding",
+    "content-type",
+    "content-range",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// Whether a trailer field named `name` may be forwarded (see [`NOT_IN_TRAILERS`]).
+pub fn allowed_in_trailer(name: &[u8]) -> bool {
+    !NOT_IN_TRAILERS
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+}
+
 /// The tokens of every `Connection` header, for [`is_hop_by_hop`].
 pub fn connection_tokens(headers: &Headers) -> Vec<Bytes> {
     let mut out = Vec::new();

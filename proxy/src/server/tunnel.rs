@@ -1,7 +1,7 @@
 //! Upgraded connections (WebSocket and friends): after a 101, bytes flow both ways untouched
 //! until either side closes; each direction's end is passed on as a half-close.
 
-use aigw_tls::read_buffer_for;
+use aigw_tls::ReadSizer;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
 use crate::http::io::{give_buffer, BufConn, Transport};
@@ -29,8 +29,8 @@ pub async fn run<S: Transport>(client: BufConn<S>, upstream: BufConn<UpstreamCon
 }
 
 /// Copies `from` to `to` until `from` ends, then half-closes `to`. The read buffer follows the
-/// traffic ([`aigw_tls::read_buffer_for`]): 16 KiB while reads come in big, 2 KiB after a
-/// small one, so a quiet tunnel (an idle WebSocket) lends the kernel 2 KiB per direction.
+/// traffic ([`aigw_tls::ReadSizer`]): 16 KiB while reads come in big, 2 KiB after two small
+/// ones in a row, so a quiet tunnel (an idle WebSocket) lends the kernel 2 KiB per direction.
 async fn pipe<R: AsyncReadRent, W: AsyncWriteRent>(mut from: R, mut to: W, early: Vec<u8>) {
     // The early bytes' buffer is a pooled 16 KiB one: back to the pool before the tunnel
     // settles in (a tunnel may stay open for hours).
@@ -43,14 +43,14 @@ async fn pipe<R: AsyncReadRent, W: AsyncWriteRent>(mut from: R, mut to: W, early
             return;
         }
     }
-    let (mut buf, mut last_read) = (Vec::new(), 0);
+    let (mut buf, mut sizer) = (Vec::new(), ReadSizer::default());
     loop {
-        let (r, b) = from.read(read_buffer_for(buf, last_read)).await;
+        let (r, b) = from.read(sizer.buffer(buf)).await;
         buf = b;
         match r {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                last_read = n;
+                sizer.record(n);
                 let (r, b) = to.write_all(buf).await;
                 buf = b;
                 if r.is_err() {
@@ -59,5 +59,6 @@ async fn pipe<R: AsyncReadRent, W: AsyncWriteRent>(mut from: R, mut to: W, early
             }
         }
     }
+    give_buffer(buf);
     let _ = to.shutdown().await;
 }

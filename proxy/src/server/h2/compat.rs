@@ -7,9 +7,9 @@
 //!
 //! - reads: the bytes read before the hand-over (the preface) come first; then one buffer is
 //!   lent to the kernel at a time and h2 is served from it. Its size follows the client
-//!   ([`aigw_tls::read_buffer_for`], shared with the TLS read half): a pooled 16 KiB one while
-//!   reads come in big, a 2 KiB one once they come in small, which is what a quiet
-//!   connection's pending read then holds.
+//!   ([`aigw_tls::ReadSizer`], shared with the TLS read half and tunnels): a pooled 16 KiB one
+//!   while reads come in big, a 2 KiB one after two small reads in a row, which is what a
+//!   quiet connection's pending read then holds.
 //! - writes: h2's frames are appended to a staging buffer (up to [`STAGE_MAX`]) and written
 //!   in one operation when h2 flushes, or when the buffer is full. A DATA frame's 9-byte head
 //!   and its payload therefore go out in one write, not two.
@@ -27,7 +27,7 @@ use std::task::{ready, Context, Poll};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use tokio::io::ReadBuf;
 
-use aigw_tls::read_buffer_for;
+use aigw_tls::ReadSizer;
 
 use crate::http::io::{give_buffer, take_buffer, write_vec, BufConn, Transport};
 
@@ -52,8 +52,8 @@ pub struct Compat<S: Transport + 'static> {
     /// Bytes read but not yet handed to h2 (first the ones read before the hand-over).
     rbuf: Vec<u8>,
     rpos: usize,
-    /// Bytes the last read brought (at first, those read before the hand-over).
-    last_read: usize,
+    /// Sizes reads from the last ones (at first, the bytes read before the hand-over).
+    sizer: ReadSizer,
     reader: Option<<S as Transport>::ReadHalf>,
     reading: Option<ReadFut<S>>,
     /// Bytes h2 wrote that are not yet handed to the kernel.
@@ -73,7 +73,11 @@ impl<S: Transport + 'static> Compat<S> {
         let (io, rbuf) = conn.into_parts();
         let (reader, writer) = io.into_halves();
         Compat {
-            last_read: rbuf.len(),
+            sizer: {
+                let mut s = ReadSizer::default();
+                s.record(rbuf.len());
+                s
+            },
             rbuf,
             rpos: 0,
             reader: Some(reader),
@@ -183,7 +187,7 @@ impl<S: Transport + 'static> tokio::io::AsyncRead for Compat<S> {
                 let Some(mut half) = this.reader.take() else {
                     return Poll::Ready(Ok(()));
                 };
-                let buf = read_buffer_for(std::mem::take(&mut this.rbuf), this.last_read);
+                let buf = this.sizer.buffer(std::mem::take(&mut this.rbuf));
                 this.rpos = 0;
                 this.reading = Some(Box::pin(async move {
                     let (res, buf) = half.read(buf).await;
@@ -201,7 +205,7 @@ impl<S: Transport + 'static> tokio::io::AsyncRead for Compat<S> {
                 // End of stream: an empty read tells h2.
                 Ok(0) => return Poll::Ready(Ok(())),
                 Ok(n) => {
-                    this.last_read = n;
+                    this.sizer.record(n);
                     this.counters.read.set(this.counters.read.get() + n as u64);
                 }
                 Err(e) => return Poll::Ready(Err(e)),

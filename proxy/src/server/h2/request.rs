@@ -39,7 +39,7 @@ fn refuse(status: u16, reason: &'static str) -> HeadError {
     HeadError { status, reason }
 }
 
-pub(super) fn connection_specific(name: &HeaderName) -> bool {
+fn connection_specific(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te"

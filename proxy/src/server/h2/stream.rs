@@ -111,17 +111,18 @@ fn reset(e: h2::Error) -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionReset, e)
 }
 
-/// The last chunk of a chunked body, carrying the request's trailer fields (RFC 9112 §7.1.2)
-/// but none of the connection-specific ones, which HTTP/2 forbids anyway (RFC 9113 §8.2.2).
+/// The last chunk of a chunked body, carrying the request's trailer fields that may be
+/// forwarded (`encode_end` drops the others, RFC 9110 §6.5.1).
 fn last_chunk(trailers: Option<&http::HeaderMap>) -> Bytes {
-    let mut fields = Headers::with_capacity(trailers.map_or(0, |t| t.len()));
-    for (name, value) in trailers.into_iter().flatten() {
-        if !request::connection_specific(name) {
-            fields.append(
-                Bytes::copy_from_slice(name.as_str().as_bytes()),
-                Bytes::copy_from_slice(value.as_bytes()),
-            );
-        }
+    let Some(trailers) = trailers.filter(|t| !t.is_empty()) else {
+        return Bytes::from_static(b"0\r\n\r\n");
+    };
+    let mut fields = Headers::with_capacity(trailers.len());
+    for (name, value) in trailers {
+        fields.append(
+            Bytes::copy_from_slice(name.as_str().as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        );
     }
     let mut out = Vec::with_capacity(5 + 64 * fields.len());
     crate::http::chunked::encode_end(&mut out, &fields);
