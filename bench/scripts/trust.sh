@@ -10,6 +10,7 @@
 #   bench/scripts/trust.sh https       [--rounds N] [--seconds S]   aigw-bench vs wrk (HTTP/1.1) and h2load -m 1 (h2), nginx over TLS
 #   bench/scripts/trust.sh streams     [--rounds N] [--seconds S]   aigw-bench --streams 16 vs h2load -m 16, h2c and h2 over TLS (+ segments per request)
 #
+# AIGW_BENCH_BIN=PATH measures another aigw-bench build (e.g. the one before a change).
 # Needs: cargo build --release (aigw-bench; aigw for half-load), nginx, wrk, python3, taskset;
 # for https and streams also h2load (nghttp2-client) and openssl.
 set -euo pipefail
@@ -24,7 +25,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-BENCH=target/release/aigw-bench AIGW=target/release/aigw
+BENCH=${AIGW_BENCH_BIN:-target/release/aigw-bench} AIGW=target/release/aigw
 need=("$BENCH"); [[ $mode == half-load ]] && need+=("$AIGW")
 for b in "${need[@]}"; do [[ -x $b ]] || { echo "no $b: cargo build --release" >&2; exit 2; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)

@@ -1,7 +1,20 @@
-//! What the harness reads from and sets in the operating system: the open-file limit, and a
-//! process's memory, CPU time and descriptors from `/proc`.
+//! What the harness reads from and sets in the operating system: the open-file limit, a
+//! process's memory, CPU time and descriptors from `/proc`, and whether a socket has bytes.
 
 use std::io;
+use std::os::fd::RawFd;
+
+/// Whether `fd` has bytes (or the end of the stream) to read now: poll(2) without waiting.
+/// An error (a bad descriptor) counts as not readable.
+pub fn readable_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes the one pollfd we own, and returns at once.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
 
 /// The open-file limit of this process after raising the soft limit to the hard one:
 /// `(soft, hard)`. Children started afterwards inherit it.

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, OnceLock};
 
 use monoio::buf::{IoBuf, IoBufMut};
@@ -185,6 +186,15 @@ impl Transport {
         let handle = canceller.handle();
         let _ = canceller.cancel();
         self.cancelable_read(buf, handle).await
+    }
+
+    /// Whether the socket has bytes (or the end) to read now (a poll(2), no wait).
+    pub fn socket_readable(&self) -> bool {
+        let fd = match self {
+            Transport::Plain(s) => s.as_raw_fd(),
+            Transport::Tls(s) => s.tcp.as_raw_fd(),
+        };
+        crate::sys::readable_now(fd)
     }
 
     /// Writes all of `buf`.

@@ -9,11 +9,13 @@
 //! resets) is appended to one buffer that goes out in one write (one TLS record up to 16 KiB)
 //! when the task next waits. A wait handles every frame already received before it returns:
 //! after the read that blocked, it keeps reading what the TLS stream already holds (a server
-//! often writes one record per answer, and one socket read brings several; the stream hands
-//! them out one record per read) without another system call. So the answers that arrived
-//! together free their slots together, and the requests that take those slots go out together,
-//! with the acknowledgements the same answers called for. A connection sending one record per
-//! request instead costs the server one record to decrypt, and often one wake-up, per request.
+//! often writes one record per answer, nginx one write per answer, and one socket read brings
+//! several; the stream hands them out one record per read) without another system call, then
+//! what reached the socket meanwhile (a poll(2) says whether there is any). So the answers
+//! that arrived together free their slots together, and the requests that take those slots go
+//! out together, with the acknowledgements the same answers called for. A connection sending
+//! one record per request instead costs the server one record to decrypt, and often one
+//! wake-up, per request (docs/benchmarks.md, "HTTPS and HTTP/2 streams").
 //!
 //! Limits kept: the server's SETTINGS_MAX_CONCURRENT_STREAMS (the connection waits for the
 //! server's first SETTINGS before starting any stream, so even the first burst respects it),
@@ -44,6 +46,11 @@ use crate::rt::spare;
 
 /// `ECANCELED`: a cancelled read.
 const ECANCELED: i32 = 125;
+
+/// Socket reads a wait makes after the first while the socket has more (as `h2load` reads
+/// until `EAGAIN`), bounded so that a server that never stops sending (a long stream of
+/// events) cannot hold back the requests for the slots already freed.
+const MORE_READS: usize = 4;
 
 /// How long a read may wait.
 #[derive(Clone, Copy)]
@@ -243,26 +250,34 @@ impl H2 {
 
     /// Sends what is queued, then reads (giving up at `wake`, if given) and handles every
     /// complete frame received so far: after the first read, whatever the transport already
-    /// holds is read too, without waiting. What the frames call for (acknowledgements, window
+    /// holds is read too, and, while streams are in flight, what the socket already has (up
+    /// to [`MORE_READS`] more reads). What the frames call for (acknowledgements, window
     /// updates, resets, body the server now has room for) is queued, not sent: it goes out
     /// with the requests started on the freed slots, in the next [`H2::wait`] or
     /// [`H2::flush`]. A caller that will not wait again soon must flush.
     pub async fn wait(&mut self, wake: Option<Instant>) -> Result<(), Failure> {
         self.flush().await?;
-        let mut until = match wake {
+        let first = match wake {
             Some(w) => Until::Wake(w),
             None => Until::Data,
         };
+        let (mut until, mut more) = (first, 0);
         while self.fill(until).await? {
             if let Err(e) = self.process() {
                 // say why (a GOAWAY may be queued), as far as the peer still listens
                 let _ = self.flush().await;
                 return Err(e);
             }
-            if !self.io.has_buffered() {
+            until = if self.io.has_buffered() {
+                Until::Buffered
+            } else if more < MORE_READS && !self.active.is_empty() && self.io.socket_readable() {
+                // A TLS read of a partial record waits for the rest (already on its way),
+                // still no longer than `wake`.
+                more += 1;
+                first
+            } else {
                 break;
-            }
-            until = Until::Buffered;
+            };
         }
         Ok(())
     }
