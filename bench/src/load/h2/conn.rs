@@ -13,9 +13,9 @@
 //! several; the stream hands them out one record per read) without another system call, then
 //! what reached the socket meanwhile (a poll(2) says whether there is any). So the answers
 //! that arrived together free their slots together, and the requests that take those slots go
-//! out together, with the acknowledgements the same answers called for. A connection sending
-//! one record per request instead costs the server one record to decrypt, and often one
-//! wake-up, per request (docs/benchmarks.md, "HTTPS and HTTP/2 streams").
+//! out together, with the acknowledgements the same answers called for, as h2load sends them
+//! (one record and write per request would be a load no real client makes; docs/benchmarks.md,
+//! "Coalesced writes").
 //!
 //! Limits kept: the server's SETTINGS_MAX_CONCURRENT_STREAMS (the connection waits for the
 //! server's first SETTINGS before starting any stream, so even the first burst respects it),
