@@ -8,8 +8,9 @@
 #   bench/scripts/trust.sh latency     [--seconds S]                open loop on a 10 ms upstream
 #   bench/scripts/trust.sh half-load   [--rounds N] [--seconds S]   aigw vs nginx proxy: p50/p99 at 50% of aigw's max
 #   bench/scripts/trust.sh https       [--rounds N] [--seconds S]   aigw-bench vs wrk (HTTP/1.1) and h2load -m 1 (h2), nginx over TLS
-#   bench/scripts/trust.sh streams     [--rounds N] [--seconds S]   aigw-bench --streams 16 vs h2load -m 16, h2c and h2 over TLS
+#   bench/scripts/trust.sh streams     [--rounds N] [--seconds S]   aigw-bench --streams 16 vs h2load -m 16, h2c and h2 over TLS (+ server cost per request)
 #
+# AIGW_BENCH_BIN=PATH measures another aigw-bench build (e.g. the one before a change).
 # Needs: cargo build --release (aigw-bench; aigw for half-load), nginx, wrk, python3, taskset;
 # for https and streams also h2load (nghttp2-client) and openssl.
 set -euo pipefail
@@ -24,7 +25,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-BENCH=target/release/aigw-bench AIGW=target/release/aigw
+BENCH=${AIGW_BENCH_BIN:-target/release/aigw-bench} AIGW=target/release/aigw
 need=("$BENCH"); [[ $mode == half-load ]] && need+=("$AIGW")
 for b in "${need[@]}"; do [[ -x $b ]] || { echo "no $b: cargo build --release" >&2; exit 2; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -234,18 +235,40 @@ https)
   echo "h2 over TLS, 1 stream: aigw-bench/h2load median rate ratio $(printf '%s\n' "${ratios[@]}" | median)"
   ;;
 streams)
-  # 8 connections with 16 streams each, h2c then h2 over TLS.
+  # 8 connections with 16 streams each, h2c then h2 over TLS. Besides the rates, what each
+  # client costs the server: nginx's CPU time per request (/proc/PID/stat) and the loopback's
+  # TCP segments per request (/proc/net/snmp InSegs + OutSegs over the run; host-wide, so
+  # anything else on the host's loopback counts too). These hold better than rates on a
+  # shared host: a server paying more per request for one client is slower for it.
   command -v h2load >/dev/null || { echo "needs h2load (apt-get install nghttp2-client)" >&2; exit 2; }
   tp=$(free_port); hp=$(free_port); start_nginx_tls 1 "$tp" "$hp"
+  ngx_worker=$(awk '{print $1}' "/proc/${pids[-1]}/task/${pids[-1]}/children")
+  segs() { awk '/^Tcp:/ { if (!n) { for (i = 2; i <= NF; i++) col[$i] = i; n = 1 } else printf "%.0f\n", $col["InSegs"] + $col["OutSegs"] }' /proc/net/snmp; }
+  ticks() { awk '{print $14+$15}' "/proc/$ngx_worker/stat"; }
+  # "<segments> <ticks>" now
+  mark() { echo "$(segs) $(ticks)"; }
+  # per request between two marks: "<segments> <nginx CPU us>"
+  per() { python3 -c "import os; a,b,n=[int(x) for x in '$1'.split()],[int(x) for x in '$2'.split()],$3; print(f'{(b[0]-a[0])/n:.2f} {(b[1]-a[1])/os.sysconf(\"SC_CLK_TCK\")/n*1e6:.2f}')"; }
+  median_of() { printf '%s\n' "$@" | median; }
   for url in "http://127.0.0.1:$hp/" "https://127.0.0.1:$tp/"; do
-    ratios=()
+    ratios=(); hsegs=(); bsegs=(); hcpu=(); bcpu=()
     k=(); [[ $url == https* ]] && k=(-k)
     for i in $(seq "$rounds"); do
-      h=$(h2load_rate "$url" -c8 -m16)
-      b=$(bench_rate "$url" --connections 8 --http2 --streams 16 "${k[@]}")
+      m0=$(mark)
+      out=$(taskset -c 0 h2load -t1 -D "$seconds" -c8 -m16 "$url")
+      m1=$(mark)
+      h=$(awk '/^finished in/ {print $4}' <<<"$out"); hn=$(awk '/^requests:/ {print $8}' <<<"$out")
+      out=$(taskset -c 0 $BENCH load "$url" --threads 1 --seconds "$seconds" --json --connections 8 --http2 --streams 16 "${k[@]}")
+      m2=$(mark)
+      b=$(jq_ 'd["rate"] if not d["errors"] else "errors: %s" % d["errors"]' <<<"$out"); bn=$(jq_ 'd["requests"]' <<<"$out")
+      read -r hs hc <<<"$(per "$m0" "$m1" "$hn")"; read -r bs bc <<<"$(per "$m1" "$m2" "$bn")"
+      hsegs+=("$hs"); bsegs+=("$bs"); hcpu+=("$hc"); bcpu+=("$bc")
       compare "h2load -m 16" "$h" aigw-bench "$b" "${url%%:*}"
+      echo "  per request: h2load $hs segments, nginx $hc us CPU; aigw-bench $bs segments, nginx $bc us CPU"
     done
-    echo "${url%%:*} 8 connections x 16 streams: aigw-bench/h2load median rate ratio $(printf '%s\n' "${ratios[@]}" | median)"
+    echo "${url%%:*} 8 connections x 16 streams: aigw-bench/h2load median rate ratio $(median_of "${ratios[@]}");" \
+      "medians per request: h2load $(median_of "${hsegs[@]}") segments, nginx $(median_of "${hcpu[@]}") us CPU;" \
+      "aigw-bench $(median_of "${bsegs[@]}") segments, nginx $(median_of "${bcpu[@]}") us CPU"
   done
   ;;
 *) echo "usage: $0 generator|mock|latency|half-load|https|streams [--rounds N] [--seconds S]" >&2; exit 2 ;;

@@ -1,7 +1,22 @@
-//! What the harness reads from and sets in the operating system: the open-file limit, and a
-//! process's memory, CPU time and descriptors from `/proc`.
+//! What the harness reads from and sets in the operating system: the open-file limit, a
+//! process's memory, CPU time and descriptors from `/proc`, and whether a socket has bytes.
 
 use std::io;
+use std::os::fd::RawFd;
+
+/// Whether a read of socket `fd` would return at once (bytes, the end of the stream, or the
+/// socket's error): poll(2) without waiting. A descriptor that is not open counts as not
+/// readable.
+pub fn readable_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes the one pollfd we own, and returns at once.
+    let ready = unsafe { libc::poll(&mut p, 1, 0) };
+    ready == 1 && p.revents & libc::POLLNVAL == 0
+}
 
 /// The open-file limit of this process after raising the soft limit to the hard one:
 /// `(soft, hard)`. Children started afterwards inherit it.
@@ -96,5 +111,37 @@ mod tests {
         assert!(cpu_seconds(me).unwrap() >= 0.0);
         let (soft, hard) = raise_nofile().unwrap();
         assert_eq!(soft, hard);
+    }
+
+    #[test]
+    fn a_socket_is_readable_once_bytes_or_the_end_arrive() {
+        use std::io::Write;
+        use std::net::{TcpListener, TcpStream};
+        use std::os::fd::AsRawFd;
+        // Blocks until `fd` is readable (bounded), as the bytes take a moment to land.
+        fn await_readable(fd: RawFd) {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one pollfd we own.
+            assert_eq!(unsafe { libc::poll(&mut p, 1, 5000) }, 1);
+        }
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        assert!(!readable_now(b.as_raw_fd()));
+        a.write_all(b"x").unwrap();
+        await_readable(b.as_raw_fd());
+        assert!(readable_now(b.as_raw_fd()));
+
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (d, _) = l.accept().unwrap();
+        assert!(!readable_now(d.as_raw_fd()));
+        drop(c);
+        await_readable(d.as_raw_fd());
+        assert!(readable_now(d.as_raw_fd()), "the end counts");
+        assert!(!readable_now(-1));
     }
 }

@@ -5,7 +5,8 @@
 //! free to take it) or the oldest request reaches `--timeout`.
 //!
 //! Closed loop: every free slot gets a request at once, so the connection keeps `streams`
-//! requests in flight until the end. Open loop: the connection follows its own timetable
+//! requests in flight until the end; the requests started together go out in one write
+//! (see [`super::h2::conn`]). Open loop: the connection follows its own timetable
 //! ([`Schedule`]); a request that falls due while every slot is busy goes out on the first slot
 //! that frees, and its latency still counts from its due time (coordinated-omission
 //! correction: the wait for a slot is the server's doing).
@@ -133,8 +134,13 @@ pub(super) async fn connection(sh: Rc<Shared>, index: usize) {
             if plan.done() || !c.usable() {
                 conn = None;
             } else if let Some(w) = plan.wake() {
-                // Open loop, nothing in flight: sleep until the next is due.
-                if let Some(w) = w.checked_duration_since(Instant::now()) {
+                // Open loop, nothing in flight: send what the last answers called for
+                // (acknowledgements wait for the next requests otherwise), then sleep until
+                // the next is due. A connection that cannot take that write is replaced; no
+                // request was on it.
+                if c.flush().await.is_err() {
+                    conn = None;
+                } else if let Some(w) = w.checked_duration_since(Instant::now()) {
                     monoio::time::sleep(w).await;
                 }
             }

@@ -9,10 +9,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, OnceLock};
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent, Canceller,
+};
 use monoio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
@@ -163,6 +166,35 @@ impl Transport {
             Transport::Plain(s) => s.cancelable_read(buf, cancel).await,
             Transport::Tls(s) => s.cancelable_read(buf, cancel).await,
         }
+    }
+
+    /// Whether a read would find bytes this side already holds: TLS records received but not
+    /// yet handed out (the TLS stream returns one record's plaintext per read). Plain TCP
+    /// holds nothing: a read takes all the socket has.
+    pub fn has_buffered(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(s) => s.has_pending_input(),
+        }
+    }
+
+    /// Reads only what this side already holds, without asking the socket: a read with an
+    /// already cancelled handle, which the TLS stream serves from its buffers and the socket
+    /// refuses at once (`ECANCELED`, nothing lost: a partial record stays in rustls).
+    pub async fn read_buffered<T: IoBufMut>(&mut self, buf: T) -> monoio::BufResult<usize, T> {
+        let canceller = Canceller::new();
+        let handle = canceller.handle();
+        let _ = canceller.cancel();
+        self.cancelable_read(buf, handle).await
+    }
+
+    /// Whether the socket has bytes (or the end) to read now (a poll(2), no wait).
+    pub fn socket_readable(&self) -> bool {
+        let fd = match self {
+            Transport::Plain(s) => s.as_raw_fd(),
+            Transport::Tls(s) => s.tcp.as_raw_fd(),
+        };
+        crate::sys::readable_now(fd)
     }
 
     /// Writes all of `buf`.

@@ -5,6 +5,18 @@
 //! ended streams are collected ([`H2::take_ended`]) with the instant their last frame was read.
 //! Nothing is shared between tasks, so no locks and no split of the (TLS) stream.
 //!
+//! Writes are coalesced: every frame (requests, their body, acknowledgements, WINDOW_UPDATEs,
+//! resets) is appended to one buffer that goes out in one write (one TLS record up to 16 KiB)
+//! when the task next waits. A wait handles every frame already received before it returns:
+//! after the read that blocked, it keeps reading what the TLS stream already holds (a server
+//! often writes one record per answer, nginx one write per answer, and one socket read brings
+//! several; the stream hands them out one record per read) without another system call, then
+//! what reached the socket meanwhile (a poll(2) says whether there is any). So the answers
+//! that arrived together free their slots together, and the requests that take those slots go
+//! out together, with the acknowledgements the same answers called for, as h2load sends them
+//! (one record and write per request would be a load no real client makes; docs/benchmarks.md,
+//! "Coalesced writes").
+//!
 //! Limits kept: the server's SETTINGS_MAX_CONCURRENT_STREAMS (the connection waits for the
 //! server's first SETTINGS before starting any stream, so even the first burst respects it),
 //! its SETTINGS_MAX_FRAME_SIZE, and its flow-control windows for request bodies (connection
@@ -34,6 +46,22 @@ use crate::rt::spare;
 
 /// `ECANCELED`: a cancelled read.
 const ECANCELED: i32 = 125;
+
+/// Socket reads a wait makes after the first while the socket has more (as `h2load` reads
+/// until `EAGAIN`), bounded so that a server that never stops sending (a long stream of
+/// events) cannot hold back the requests for the slots already freed.
+const MORE_READS: usize = 4;
+
+/// How long a read may wait.
+#[derive(Clone, Copy)]
+enum Until {
+    /// Until bytes (or the end) arrive.
+    Data,
+    /// Until bytes arrive or the instant passes.
+    Wake(Instant),
+    /// Not at all: only what the transport already holds (see [`Transport::has_buffered`]).
+    Buffered,
+}
 
 /// A request in flight.
 struct Active {
@@ -130,6 +158,8 @@ impl H2 {
         while !c.settings_seen {
             c.wait(None).await?;
         }
+        // Our acknowledgement of the server's SETTINGS is still queued: it goes out with the
+        // first requests.
         Ok(c)
     }
 
@@ -218,18 +248,36 @@ impl H2 {
         res.map(|_| ()).map_err(|_| Failure::Write)
     }
 
-    /// Sends what is queued, then reads once (giving up at `wake`, if given) and handles every
-    /// complete frame; acknowledgements, window updates and body the server now has room for
-    /// are sent before returning.
+    /// Sends what is queued, then reads (giving up at `wake`, if given) and handles every
+    /// complete frame received so far: after the first read, whatever the transport already
+    /// holds is read too, and, while streams are in flight, what the socket already has (up
+    /// to [`MORE_READS`] more reads). What the frames call for (acknowledgements, window
+    /// updates, resets, body the server now has room for) is queued, not sent: it goes out
+    /// with the requests started on the freed slots, in the next [`H2::wait`] or
+    /// [`H2::flush`]. A caller that will not wait again soon must flush.
     pub async fn wait(&mut self, wake: Option<Instant>) -> Result<(), Failure> {
         self.flush().await?;
-        if self.fill(wake).await? {
+        let first = match wake {
+            Some(w) => Until::Wake(w),
+            None => Until::Data,
+        };
+        let (mut until, mut more) = (first, 0);
+        while self.fill(until).await? {
             if let Err(e) = self.process() {
                 // say why (a GOAWAY may be queued), as far as the peer still listens
                 let _ = self.flush().await;
                 return Err(e);
             }
-            self.flush().await?;
+            until = if self.io.has_buffered() {
+                Until::Buffered
+            } else if more < MORE_READS && !self.active.is_empty() && self.io.socket_readable() {
+                // A TLS read of a partial record waits for the rest (already on its way),
+                // still no longer than `wake`.
+                more += 1;
+                first
+            } else {
+                break;
+            };
         }
         Ok(())
     }
@@ -259,8 +307,8 @@ impl H2 {
         self.ended
     }
 
-    /// Reads once; `false` when `wake` came first.
-    async fn fill(&mut self, wake: Option<Instant>) -> Result<bool, Failure> {
+    /// Reads once; `false` when nothing came before `until` said to stop.
+    async fn fill(&mut self, until: Until) -> Result<bool, Failure> {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
@@ -269,9 +317,10 @@ impl H2 {
             self.pos = 0;
             self.buf.reserve(READ_BUF);
         }
-        let (res, buf) = match wake {
-            None => self.io.read(spare(&mut self.buf)).await,
-            Some(wake) => {
+        let (res, buf) = match until {
+            Until::Data => self.io.read(spare(&mut self.buf)).await,
+            Until::Buffered => self.io.read_buffered(spare(&mut self.buf)).await,
+            Until::Wake(wake) => {
                 // A read cannot simply be dropped on io_uring (bytes that landed would be
                 // lost): cancel it and await it, keeping whatever arrived.
                 let canceller = monoio::io::Canceller::new();
