@@ -150,13 +150,35 @@ impl Locator {
         let mut loc = Locator::default();
         let mut stack: Vec<Frame> = Vec::new();
         let mut aliases = Expansion::default();
-        for item in Parser::new_from_str(text) {
+        // saphyr refuses a tab where serde_yaml_ng's libyaml takes it as a space (`a:\tb`). A
+        // tab and a space are one byte each, so positions stay; only the walk sees spaces.
+        let spaced;
+        let walked = if text.contains('\t') {
+            spaced = text.replace('\t', " ");
+            spaced.as_str()
+        } else {
+            text
+        };
+        for item in Parser::new_from_str(walked) {
             let (event, span) = match item {
                 Ok(item) => item,
                 Err(e) => {
+                    let line = e.marker().line();
                     // saphyr stops at 255 open flow collections, before MAX_DEPTH's events.
                     if e.info() == "recursion limit exceeded" {
-                        loc.refuse_depth(&stack, e.marker().line());
+                        loc.refuse_depth(&stack, line);
+                    } else if may_alias_or_nest(text) {
+                        // Another reading difference, if serde_yaml_ng reads on: what follows
+                        // cannot be bounded here, so it must not reach the deserializer.
+                        loc.refusal = Some(Refusal {
+                            line,
+                            path: String::new(),
+                            message: format!(
+                                "{} (a file with aliases or deep nesting must be YAML that \
+                                 aigw can check whole)",
+                                e.info()
+                            ),
+                        });
                     }
                     return loc;
                 }
@@ -352,6 +374,31 @@ impl Locator {
     pub fn duplicates(&self) -> &[DuplicateKey] {
         &self.duplicates
     }
+}
+
+/// Whether `text` may hold an alias (`*` where a node starts) or open more than
+/// [`MAX_DEPTH`] flow collections at once, judged from the bytes alone (quotes and comments
+/// are not told apart, so it may say yes wrongly, never no wrongly).
+fn may_alias_or_nest(text: &str) -> bool {
+    let mut depth = 0usize;
+    let mut prev = b'\n';
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        match b {
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'*' if matches!(prev, b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',' | b':')
+                && text.as_bytes().get(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) =>
+            {
+                return true
+            }
+            _ => {}
+        }
+        if depth > MAX_DEPTH {
+            return true;
+        }
+        prev = b;
+    }
+    false
 }
 
 fn next_role(stack: &mut [Frame]) -> Role {
@@ -550,5 +597,27 @@ plugins:
         }
         assert_eq!(loc.path_on_line(51), None);
         assert_eq!(loc.path_at(text.len() + 5), None);
+    }
+
+    #[test]
+    fn what_saphyr_cannot_read_is_not_left_unchecked() {
+        // A tab after a colon: libyaml reads it, saphyr did not, and stopped indexing there.
+        let tab = "a:\tb\nc: [1, 2]\n";
+        let loc = Locator::new(tab);
+        assert!(loc.is_complete());
+        assert_eq!(loc.line_of("c"), Some(2));
+        // Before: a bomb after such a line went to the deserializer unchecked.
+        let bomb = format!(
+            "a:\tb\nl: &l [{}]\nb: [{}]\n",
+            vec!["x"; 2000].join(","),
+            vec!["*l"; 2000].join(",")
+        );
+        let r = Locator::new(&bomb).refusal().cloned().expect("refused");
+        assert_eq!((r.line, r.path.as_str()), (3, "b[500]"));
+        // Any other text saphyr stops on, with aliases or deep nesting further on, is refused.
+        let odd = "a: b\n  c: d\ne: *x\n";
+        let r = Locator::new(odd).refusal().cloned().expect("refused");
+        assert!(r.message.contains("aliases or deep nesting"), "{}", r.message);
+        assert!(Locator::new("a: b\n  c: d\ne: 2 * 3\n").refusal().is_none());
     }
 }
