@@ -380,23 +380,25 @@ impl Locator {
 /// [`MAX_DEPTH`] flow collections at once, judged from the bytes alone (quotes and comments
 /// are not told apart, so it may say yes wrongly, never no wrongly).
 fn may_alias_or_nest(text: &str) -> bool {
+    let bytes = text.as_bytes();
     let mut depth = 0usize;
-    let mut prev = b'\n';
-    for (i, &b) in text.as_bytes().iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'[' | b'{' => depth += 1,
             b']' | b'}' => depth = depth.saturating_sub(1),
-            b'*' if matches!(prev, b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',' | b':')
-                && text.as_bytes().get(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) =>
-            {
-                return true
+            b'*' => {
+                let prev = if i == 0 { b'\n' } else { bytes[i - 1] };
+                let node_start = b" \t\r\n[{,:".contains(&prev);
+                let named = bytes.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace());
+                if node_start && named {
+                    return true;
+                }
             }
             _ => {}
         }
         if depth > MAX_DEPTH {
             return true;
         }
-        prev = b;
     }
     false
 }
@@ -533,13 +535,21 @@ plugins:
         let r = Locator::new(&block).refusal().cloned().expect("refused");
         assert_eq!(r.line, MAX_DEPTH + 1);
         assert!(r.path.starts_with("k0.k1.k2"), "{}", r.path);
-        assert!(r.message.contains("nested more than 128 deep"), "{}", r.message);
+        assert!(
+            r.message.contains("nested more than 128 deep"),
+            "{}",
+            r.message
+        );
         // Flow nesting past saphyr's own limit (255), which stops before the events come.
         let flow = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
         let r = Locator::new(&flow).refusal().cloned().expect("refused");
         assert_eq!((r.line, r.message.contains("nested")), (1, true));
         // At the limit, nothing is refused.
-        let ok = format!("a: {}{}\n", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        let ok = format!(
+            "a: {}{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
         assert!(Locator::new(&ok).refusal().is_none());
     }
 
@@ -553,7 +563,11 @@ plugins:
         );
         let r = Locator::new(&text).refusal().cloned().expect("refused");
         assert_eq!((r.line, r.path.as_str()), (2, "b[999]"));
-        assert!(r.message.contains("expand this file by more than"), "{}", r.message);
+        assert!(
+            r.message.contains("expand this file by more than"),
+            "{}",
+            r.message
+        );
         // Nested aliases count with their expansion (the "billion laughs").
         let mut laughs = String::from("a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
         for i in 1..9 {
@@ -575,10 +589,18 @@ plugins:
         for i in 0..64 {
             text.push_str(&format!("{}{key}:\n", " ".repeat(i)));
         }
-        text.push_str(&format!("{}[{}]\n", " ".repeat(64), vec!["1"; 2000].join(",")));
+        text.push_str(&format!(
+            "{}[{}]\n",
+            " ".repeat(64),
+            vec!["1"; 2000].join(",")
+        ));
         let loc = Locator::new(&text);
         assert!(!loc.is_complete());
-        assert!(loc.path_bytes <= PATH_BUDGET + 2 * 65 * 1001, "{}", loc.path_bytes);
+        assert!(
+            loc.path_bytes <= PATH_BUDGET + 2 * 65 * 1001,
+            "{}",
+            loc.path_bytes
+        );
         assert_eq!(loc.line_of(&key), Some(1));
     }
 
@@ -617,7 +639,11 @@ plugins:
         // Any other text saphyr stops on, with aliases or deep nesting further on, is refused.
         let odd = "a: b\n  c: d\ne: *x\n";
         let r = Locator::new(odd).refusal().cloned().expect("refused");
-        assert!(r.message.contains("aliases or deep nesting"), "{}", r.message);
+        assert!(
+            r.message.contains("aliases or deep nesting"),
+            "{}",
+            r.message
+        );
         assert!(Locator::new("a: b\n  c: d\ne: 2 * 3\n").refusal().is_none());
     }
 }

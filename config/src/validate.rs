@@ -15,8 +15,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::locate::Locator;
-use crate::pattern::RegexBudget;
 use crate::model::*;
+use crate::pattern::RegexBudget;
 use crate::quota::{Quota, Quotas};
 use crate::{load::sort_issues, DurationStr, Issue};
 
@@ -813,6 +813,9 @@ mod tests {
             .unwrap();
         let e = tls::read_cert_chain(big.to_str().unwrap()).unwrap_err();
         std::fs::remove_file(&big).unwrap();
-        assert!(e.ends_with("larger than 16777216 bytes, far more than a PEM file holds"), "{e}");
+        assert!(
+            e.ends_with("larger than 16777216 bytes, far more than a PEM file holds"),
+            "{e}"
+        );
     }
 }
