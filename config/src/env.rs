@@ -54,8 +54,12 @@ pub(crate) fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Su
             rest = &from_dollar[1..];
             continue;
         };
-        let end_of_line = body.find(['\n', '\r']).unwrap_or(body.len());
-        let Some(close) = body[..end_of_line].find('}') else {
+        // Only as far as the first `}` or line break: searching to the end of the line for
+        // every reference made a long line of references quadratic.
+        let close = body
+            .find(['}', '\n', '\r'])
+            .filter(|&i| body.as_bytes()[i] == b'}');
+        let Some(close) = close else {
             out.problems.push(EnvProblem {
                 line,
                 index: chars,
@@ -208,5 +212,16 @@ mod tests {
             )
         );
         assert_eq!(s.text.lines().count(), 3);
+    }
+
+    #[test]
+    fn a_long_line_of_references_is_read_once() {
+        // 200k references on one line: before, each searched to the end of the line.
+        let line = "${K}".repeat(200_000);
+        let s = substitute(&line, &|_| Some("v".into()));
+        assert_eq!(s.text, "v".repeat(200_000));
+        let s = substitute("a: ${A}} ${B\n${C}", &|n| Some(n.to_lowercase()));
+        assert_eq!(s.text, "a: a} ${B\nc");
+        assert_eq!(s.problems.len(), 1);
     }
 }

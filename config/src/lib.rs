@@ -11,6 +11,7 @@ mod load;
 pub mod locate;
 pub mod model;
 pub mod model_api;
+pub mod pattern;
 pub mod plugins;
 pub mod quota;
 mod validate;

@@ -76,6 +76,14 @@ pub fn load_str_with_env(
         // Parsing text with holes in it would only add confusing follow-up errors.
         return Err(fail(env_issues));
     }
+    if let Some(r) = locator.refusal() {
+        // Deserializing it would take quadratic time or unbounded memory (see `locate`).
+        return Err(fail(vec![Issue {
+            line: Some(r.line),
+            path: r.path.clone(),
+            message: r.message.clone(),
+        }]));
+    }
 
     let mut issues: Vec<Issue> = locator
         .duplicates()

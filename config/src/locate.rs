@@ -7,10 +7,39 @@
 //! it starts on. Validation then asks for the line of the path it is complaining about.
 //!
 //! It also notices what serde cannot see in free-form maps: a key written twice in one mapping.
+//!
+//! And it guards the deserializer, which must not see every text: it refuses (see
+//! [`Locator::refusal`]) a text nested deeper than [`MAX_DEPTH`] (serde_yaml_ng's own limit,
+//! which it applies only after scanning the whole text, in time quadratic in the depth of
+//! flow collections) and one whose aliases (`*name`) would expand it by more than
+//! [`MAX_ALIAS_NODES`] nodes (serde_yaml_ng bounds the number of alias jumps, not their size, so
+//! a few kilobytes of aliases to a long list build gigabytes). The index itself is bounded too:
+//! once the paths it holds reach [`PATH_BUDGET`] bytes (long keys above many nodes), it stops
+//! indexing and is no longer complete.
 
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, Span};
+
+/// Deepest nesting of mappings and sequences accepted (serde_yaml_ng's recursion limit).
+pub const MAX_DEPTH: usize = 128;
+
+/// Most nodes that aliases may add to a document, over the nodes written in it.
+pub const MAX_ALIAS_NODES: u64 = 1_000_000;
+
+/// Most bytes of key paths the index holds.
+pub const PATH_BUDGET: usize = 64 << 20;
+
+/// Why a text is refused before it is deserialized; see [`Locator::refusal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 1-based line where the limit was crossed.
+    pub line: usize,
+    /// Key path of the node where the limit was crossed (may be empty).
+    pub path: String,
+    /// What limit, and what to do instead.
+    pub message: String,
+}
 
 /// A key written twice in the same mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +65,52 @@ pub struct Locator {
     scalars: Vec<ScalarSpan>,
     duplicates: Vec<DuplicateKey>,
     complete: bool,
+    refusal: Option<Refusal>,
+    /// Bytes of paths held in `lines` and `scalars`.
+    path_bytes: usize,
+}
+
+/// Alias accounting of the walk: how many nodes the document has with every alias replaced
+/// by the node it names.
+#[derive(Default)]
+struct Expansion {
+    /// Nodes so far, aliases expanded.
+    expanded: u64,
+    /// Nodes so far as written (an alias counts one).
+    written: u64,
+    /// Anchor id -> expanded size of the node it names.
+    anchors: HashMap<usize, u64>,
+    /// Per open collection: (`expanded` when it started, its anchor id or 0).
+    open: Vec<(u64, usize)>,
+}
+
+impl Expansion {
+    /// A scalar or the start of a collection; `anchor` 0 for none.
+    fn node(&mut self, anchor: usize, collection: bool) {
+        self.written += 1;
+        self.expanded = self.expanded.saturating_add(1);
+        if collection {
+            self.open.push((self.expanded - 1, anchor));
+        } else if anchor > 0 {
+            self.anchors.insert(anchor, 1);
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some((start, anchor)) = self.open.pop() {
+            if anchor > 0 {
+                self.anchors.insert(anchor, self.expanded - start);
+            }
+        }
+    }
+
+    /// An alias; false once aliases add more than [`MAX_ALIAS_NODES`].
+    fn alias(&mut self, id: usize) -> bool {
+        self.written += 1;
+        let size = self.anchors.get(&id).copied().unwrap_or(1);
+        self.expanded = self.expanded.saturating_add(size);
+        self.expanded - self.written <= MAX_ALIAS_NODES
+    }
 }
 
 #[derive(Debug)]
@@ -74,20 +149,71 @@ impl Locator {
     pub fn new(text: &str) -> Locator {
         let mut loc = Locator::default();
         let mut stack: Vec<Frame> = Vec::new();
-        for item in Parser::new_from_str(text) {
-            let Ok((event, span)) = item else {
-                return loc;
+        let mut aliases = Expansion::default();
+        // saphyr refuses a tab where serde_yaml_ng's libyaml takes it as a space (`a:\tb`). A
+        // tab and a space are one byte each, so positions stay; only the walk sees spaces.
+        let spaced;
+        let walked = if text.contains('\t') {
+            spaced = text.replace('\t', " ");
+            spaced.as_str()
+        } else {
+            text
+        };
+        for item in Parser::new_from_str(walked) {
+            let (event, span) = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    let line = e.marker().line();
+                    // saphyr stops at 255 open flow collections, before MAX_DEPTH's events.
+                    if e.info() == "recursion limit exceeded" {
+                        loc.refuse_depth(&stack, line);
+                    } else if may_alias_or_nest(text) {
+                        // Another reading difference, if serde_yaml_ng reads on: what follows
+                        // cannot be bounded here, so it must not reach the deserializer.
+                        loc.refusal = Some(Refusal {
+                            line,
+                            path: String::new(),
+                            message: format!(
+                                "{} (a file with aliases or deep nesting must be YAML that \
+                                 aigw can check whole)",
+                                e.info()
+                            ),
+                        });
+                    }
+                    return loc;
+                }
             };
+            if loc.path_bytes > PATH_BUDGET {
+                return loc;
+            }
             match event {
-                Event::Scalar(ref value, ..) => {
+                Event::Scalar(ref value, _, anchor, _) => {
+                    aliases.node(anchor, false);
                     let role = next_role(&mut stack);
                     loc.node(&mut stack, role, &span, Some(value));
                 }
-                Event::Alias(_) => {
+                Event::Alias(id) => {
                     let role = next_role(&mut stack);
-                    loc.node(&mut stack, role, &span, None);
+                    let path = loc.node(&mut stack, role, &span, None);
+                    if !aliases.alias(id) {
+                        loc.refusal = Some(Refusal {
+                            line: span.start.line(),
+                            path,
+                            message: format!(
+                                "aliases (`*name`) expand this file by more than \
+                                 {MAX_ALIAS_NODES} nodes; write the repeated parts out, or \
+                                 alias smaller ones"
+                            ),
+                        });
+                        return loc;
+                    }
                 }
-                Event::MappingStart(..) | Event::SequenceStart(..) => {
+                Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                    aliases.node(anchor, true);
+                    if stack.len() >= MAX_DEPTH {
+                        loc.refuse_depth(&stack, span.start.line());
+                        return loc;
+                    }
                     let role = next_role(&mut stack);
                     let path = loc.node(&mut stack, role, &span, None);
                     stack.push(if matches!(event, Event::MappingStart(..)) {
@@ -101,6 +227,7 @@ impl Locator {
                     });
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
+                    aliases.end();
                     stack.pop();
                 }
                 Event::StreamEnd => loc.complete = true,
@@ -108,6 +235,21 @@ impl Locator {
             }
         }
         loc
+    }
+
+    fn refuse_depth(&mut self, stack: &[Frame], line: usize) {
+        let path = match stack.last() {
+            Some(Frame::Map { path, .. } | Frame::Seq { path, .. }) => path.clone(),
+            None => String::new(),
+        };
+        self.refusal = Some(Refusal {
+            line,
+            path,
+            message: format!(
+                "mappings and sequences are nested more than {MAX_DEPTH} deep (the most \
+                 aigw reads)"
+            ),
+        });
     }
 
     /// Records one node; returns the path its children (if any) hang under.
@@ -148,6 +290,7 @@ impl Locator {
                 path
             }
         };
+        self.path_bytes += path.len();
         self.lines.entry(path.clone()).or_default().push(line);
         self.scalar_span(span, &path, scalar.is_some());
         path
@@ -155,6 +298,7 @@ impl Locator {
 
     fn scalar_span(&mut self, span: &Span, path: &str, is_scalar: bool) {
         if is_scalar {
+            self.path_bytes += path.len();
             self.scalars.push(ScalarSpan {
                 start: span.start.index(),
                 end: span.end.index(),
@@ -164,9 +308,15 @@ impl Locator {
         }
     }
 
-    /// True when the whole text parsed as YAML.
+    /// True when the whole text parsed as YAML and is indexed (false past [`PATH_BUDGET`]).
     pub fn is_complete(&self) -> bool {
         self.complete
+    }
+
+    /// Set when the text is nested deeper than [`MAX_DEPTH`] or its aliases expand it by more
+    /// than [`MAX_ALIAS_NODES`]: such a text must not be deserialized.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.refusal.as_ref()
     }
 
     /// The line where `path` is written (its key, or the start of a sequence item), if it is.
@@ -198,19 +348,25 @@ impl Locator {
 
     /// The path of the scalar (key or value) whose source covers character `index` of the text;
     /// `None` when `index` is outside every scalar, e.g. in a comment.
+    ///
+    /// Scalars are recorded in text order and do not overlap, so this is a binary search (a
+    /// file with many `${...}` problems asks once per problem).
     pub fn path_at(&self, index: usize) -> Option<&str> {
-        self.scalars
+        let after = self.scalars.partition_point(|s| s.start <= index);
+        self.scalars[..after]
             .iter()
-            .find(|s| s.start <= index && index < s.end.max(s.start + 1))
+            .rev()
+            .take(2)
+            .find(|s| index < s.end.max(s.start + 1))
             .map(|s| s.path.as_str())
     }
 
     /// The path of the last scalar that starts on `line` (1-based), if any.
     pub fn path_on_line(&self, line: usize) -> Option<&str> {
-        self.scalars
-            .iter()
-            .rev()
-            .find(|s| s.line == line)
+        let after = self.scalars.partition_point(|s| s.line <= line);
+        self.scalars[..after]
+            .last()
+            .filter(|s| s.line == line)
             .map(|s| s.path.as_str())
     }
 
@@ -218,6 +374,33 @@ impl Locator {
     pub fn duplicates(&self) -> &[DuplicateKey] {
         &self.duplicates
     }
+}
+
+/// Whether `text` may hold an alias (`*` where a node starts) or open more than
+/// [`MAX_DEPTH`] flow collections at once, judged from the bytes alone (quotes and comments
+/// are not told apart, so it may say yes wrongly, never no wrongly).
+fn may_alias_or_nest(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'*' => {
+                let prev = if i == 0 { b'\n' } else { bytes[i - 1] };
+                let node_start = b" \t\r\n[{,:".contains(&prev);
+                let named = bytes.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace());
+                if node_start && named {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        if depth > MAX_DEPTH {
+            return true;
+        }
+    }
+    false
 }
 
 fn next_role(stack: &mut [Frame]) -> Role {
@@ -341,5 +524,126 @@ plugins:
         let loc = Locator::new("a: 1\nb: [\n");
         assert!(!loc.is_complete());
         assert_eq!(loc.line_of("a"), Some(1));
+    }
+
+    #[test]
+    fn refuses_nesting_deeper_than_serde_reads() {
+        // Block nesting, reported at the collection that crosses the limit.
+        let block: String = (0..=MAX_DEPTH)
+            .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+            .collect();
+        let r = Locator::new(&block).refusal().cloned().expect("refused");
+        assert_eq!(r.line, MAX_DEPTH + 1);
+        assert!(r.path.starts_with("k0.k1.k2"), "{}", r.path);
+        assert!(
+            r.message.contains("nested more than 128 deep"),
+            "{}",
+            r.message
+        );
+        // Flow nesting past saphyr's own limit (255), which stops before the events come.
+        let flow = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let r = Locator::new(&flow).refusal().cloned().expect("refused");
+        assert_eq!((r.line, r.message.contains("nested")), (1, true));
+        // At the limit, nothing is refused.
+        let ok = format!(
+            "a: {}{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(Locator::new(&ok).refusal().is_none());
+    }
+
+    #[test]
+    fn refuses_aliases_that_expand_past_the_limit() {
+        // 1002 nodes named once, then 1000 aliases to them: just over a million nodes added.
+        let text = format!(
+            "a: &l [{}]\nb: [{}]\n",
+            vec!["x"; 1001].join(","),
+            vec!["*l"; 1000].join(",")
+        );
+        let r = Locator::new(&text).refusal().cloned().expect("refused");
+        assert_eq!((r.line, r.path.as_str()), (2, "b[999]"));
+        assert!(
+            r.message.contains("expand this file by more than"),
+            "{}",
+            r.message
+        );
+        // Nested aliases count with their expansion (the "billion laughs").
+        let mut laughs = String::from("a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(",");
+            laughs.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let r = Locator::new(&laughs).refusal().cloned().expect("refused");
+        assert_eq!(r.line, 6);
+        // Ordinary reuse is fine.
+        let reuse = "d: &d { retries: 2 }\ns: [*d, *d, *d]\n";
+        assert!(Locator::new(reuse).refusal().is_none());
+    }
+
+    #[test]
+    fn stops_indexing_at_the_path_budget() {
+        // Long keys above many nodes: every node's path repeats them (64 KB a path here).
+        let key = "k".repeat(1000);
+        let mut text = String::new();
+        for i in 0..64 {
+            text.push_str(&format!("{}{key}:\n", " ".repeat(i)));
+        }
+        text.push_str(&format!(
+            "{}[{}]\n",
+            " ".repeat(64),
+            vec!["1"; 2000].join(",")
+        ));
+        let loc = Locator::new(&text);
+        assert!(!loc.is_complete());
+        assert!(
+            loc.path_bytes <= PATH_BUDGET + 2 * 65 * 1001,
+            "{}",
+            loc.path_bytes
+        );
+        assert_eq!(loc.line_of(&key), Some(1));
+    }
+
+    #[test]
+    fn path_lookups_by_position_and_line() {
+        let mut text = String::new();
+        for i in 0..50 {
+            text.push_str(&format!("k{i}: v{i} # c\n"));
+        }
+        let loc = Locator::new(&text);
+        for i in [0, 17, 49] {
+            let at = text.find(&format!("v{i} ")).unwrap();
+            assert_eq!(loc.path_at(at), Some(format!("k{i}").as_str()));
+            assert_eq!(loc.path_at(at + 1 + format!("{i}").len() + 1), None);
+            assert_eq!(loc.path_on_line(i + 1), Some(format!("k{i}").as_str()));
+        }
+        assert_eq!(loc.path_on_line(51), None);
+        assert_eq!(loc.path_at(text.len() + 5), None);
+    }
+
+    #[test]
+    fn what_saphyr_cannot_read_is_not_left_unchecked() {
+        // A tab after a colon: libyaml reads it, saphyr did not, and stopped indexing there.
+        let tab = "a:\tb\nc: [1, 2]\n";
+        let loc = Locator::new(tab);
+        assert!(loc.is_complete());
+        assert_eq!(loc.line_of("c"), Some(2));
+        // Before: a bomb after such a line went to the deserializer unchecked.
+        let bomb = format!(
+            "a:\tb\nl: &l [{}]\nb: [{}]\n",
+            vec!["x"; 2000].join(","),
+            vec!["*l"; 2000].join(",")
+        );
+        let r = Locator::new(&bomb).refusal().cloned().expect("refused");
+        assert_eq!((r.line, r.path.as_str()), (3, "b[500]"));
+        // Any other text saphyr stops on, with aliases or deep nesting further on, is refused.
+        let odd = "a: b\n  c: d\ne: *x\n";
+        let r = Locator::new(odd).refusal().cloned().expect("refused");
+        assert!(
+            r.message.contains("aliases or deep nesting"),
+            "{}",
+            r.message
+        );
+        assert!(Locator::new("a: b\n  c: d\ne: 2 * 3\n").refusal().is_none());
     }
 }

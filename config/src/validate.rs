@@ -16,6 +16,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::locate::Locator;
 use crate::model::*;
+use crate::pattern::RegexBudget;
 use crate::quota::{Quota, Quotas};
 use crate::{load::sort_issues, DurationStr, Issue};
 
@@ -24,6 +25,7 @@ pub(crate) fn validate(mut config: Config, loc: Option<&Locator>) -> Result<Conf
     let mut cx = Ctx {
         loc,
         issues: Vec::new(),
+        regexes: RegexBudget::default(),
     };
     check_listeners(&mut cx, &config);
     check_domains(&mut cx, &mut config.domains);
@@ -64,6 +66,8 @@ pub(crate) fn validate(mut config: Config, loc: Option<&Locator>) -> Result<Conf
 pub(crate) struct Ctx<'a> {
     loc: Option<&'a Locator>,
     issues: Vec<Issue>,
+    /// What the config's regexes take compiled, so far.
+    regexes: RegexBudget,
 }
 
 impl Ctx<'_> {
@@ -76,6 +80,14 @@ impl Ctx<'_> {
             path,
             message: message.into(),
         });
+    }
+
+    /// Compiles the regex at `path` with the limits the proxy uses ([`crate::pattern`]);
+    /// records why it is refused, if it is.
+    fn regex(&mut self, path: impl Into<String>, src: &str) {
+        if let Err(why) = self.regexes.check(src) {
+            self.err(path, why);
+        }
     }
 
     /// Records an issue built elsewhere, filling in its line if it has none.
@@ -506,7 +518,7 @@ pub fn read_ca_file(path: &str) -> Result<Vec<rustls_pki_types::CertificateDer<'
     if path.is_empty() {
         return Err("ca is empty (give the path of a PEM file)".into());
     }
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file `{path}`: {e}"))?;
+    let pem = read_pem_file(path).map_err(|e| format!("cannot read CA file `{path}`: {e}"))?;
     let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("CA file `{path}` is not valid PEM: {e}"))?;
@@ -516,6 +528,30 @@ pub fn read_ca_file(path: &str) -> Result<Vec<rustls_pki_types::CertificateDer<'
         ));
     }
     Ok(certs)
+}
+
+/// Largest PEM file read (certificates, keys, CA bundles are kilobytes).
+const MAX_PEM_BYTES: u64 = 16 << 20;
+
+/// The bytes of a PEM file named in the config. Only a regular file, of at most
+/// [`MAX_PEM_BYTES`]: `/dev/zero` would be read until memory ran out, and opening a FIFO
+/// would block the reload (and the control thread) until something wrote to it.
+pub(crate) fn read_pem_file(path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut pem)?;
+    if pem.len() as u64 > MAX_PEM_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {MAX_PEM_BYTES} bytes, far more than a PEM file holds"),
+        ));
+    }
+    Ok(pem)
 }
 
 /// `host:port`, `ip:port` or `[v6]:port`, port 1..=65535. The error completes "endpoint `x` ...".
@@ -627,9 +663,7 @@ fn check_routes(cx: &mut Ctx, routes: &mut [Route], services: &[Service], domain
             }
         }
         if let Some(re) = &m.path_regex {
-            if let Err(e) = regex::Regex::new(re) {
-                cx.err(format!("{mp}.path_regex"), format!("invalid regex: {e}"));
-            }
+            cx.regex(format!("{mp}.path_regex"), re);
         }
         for (j, method) in m.methods.iter_mut().enumerate() {
             if is_token(method) {
@@ -660,9 +694,7 @@ fn check_routes(cx: &mut Ctx, routes: &mut [Route], services: &[Service], domain
                 cx.err(format!("{hp}.value"), "value may not contain CR, LF or NUL");
             }
             if let Some(re) = &h.regex {
-                if let Err(e) = regex::Regex::new(re) {
-                    cx.err(format!("{hp}.regex"), format!("invalid regex: {e}"));
-                }
+                cx.regex(format!("{hp}.regex"), re);
             }
         }
         if let Some(rw) = &r.rewrite {
@@ -761,5 +793,29 @@ fn check_quotas(cx: &mut Ctx, config: &Config) {
         if let Some(issue) = quotas.check_count(quota, count, path) {
             cx.push(issue);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_files_are_regular_and_bounded() {
+        // Before: `/dev/zero` was read until memory ran out, a FIFO blocked the reload.
+        let e = read_ca_file("/dev/zero").unwrap_err();
+        assert_eq!(e, "cannot read CA file `/dev/zero`: not a regular file");
+        let e = tls::read_private_key("/dev/zero").unwrap_err();
+        assert_eq!(e, "cannot read `/dev/zero`: not a regular file");
+        let big = std::env::temp_dir().join(format!("aigw-big-{}.pem", std::process::id()));
+        std::fs::File::create(&big)
+            .and_then(|f| f.set_len(MAX_PEM_BYTES + 1))
+            .unwrap();
+        let e = tls::read_cert_chain(big.to_str().unwrap()).unwrap_err();
+        std::fs::remove_file(&big).unwrap();
+        assert!(
+            e.ends_with("larger than 16777216 bytes, far more than a PEM file holds"),
+            "{e}"
+        );
     }
 }

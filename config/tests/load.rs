@@ -536,3 +536,34 @@ fn validate_config_accepts_typed_plugin_settings_built_in_code() {
         "code: plugins[0].config.requests: requests must be at least 1"
     );
 }
+
+/// Texts that would make the YAML deserializer take quadratic time or unbounded memory are
+/// refused before it sees them, with the line and path where the limit was crossed.
+#[test]
+fn alias_bombs_and_deep_nesting_are_refused() {
+    // A 25 KB file whose aliases would build 25 million strings (2.5 GB, 20 s before).
+    let bomb = format!(
+        "plugins:\n  - name: cors\n    config:\n      allow_origins: &a [{}]\n      x: [{}]\n",
+        vec!["x"; 5000].join(","),
+        vec!["*a"; 5000].join(",")
+    );
+    let (line, path, message) = one(&bomb);
+    assert_eq!((line, path.as_str()), (5, "plugins[0].config.x[200]"));
+    assert!(
+        message.starts_with("aliases (`*name`) expand this file by more than 1000000 nodes"),
+        "{message}"
+    );
+    let deep = format!("routes: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
+    let (line, _, message) = one(&deep);
+    assert_eq!(line, 1);
+    assert!(message.contains("nested more than 128 deep"), "{message}");
+}
+
+/// Every missing variable of a file with very many is reported, each with its path.
+#[test]
+fn many_missing_variables_are_each_located() {
+    let text = format!("consumers: [{}]\n", vec!["\"${NOPE}\""; 20_000].join(", "));
+    let all = issues(&text);
+    assert_eq!(all.len(), 20_000);
+    assert_eq!(all[19_999].1, "consumers[19999]");
+}

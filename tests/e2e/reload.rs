@@ -329,6 +329,55 @@ fn sighup_during_body_upload(driver: &str) {
     assert_eq!((r.status, r.body_str().as_str()), (200, "10"));
 }
 
+/// Hostile files found by fuzzing the config loader (docs/fuzzing.md), each of which used to
+/// take the whole gateway down on a reload, are refused by `POST /reload` with the line and
+/// key path of the problem, and the old config keeps serving.
+fn hostile_configs_are_refused(driver: &str) {
+    let (a, b) = (Upstream::named("a"), Upstream::named("b"));
+    let mut gw = Gateway::start(&config(&a, &b, 1, false), driver);
+    // 240 KB whose aliases expand to 1.6 billion strings (about 100 GB).
+    let bomb = format!(
+        "{}plugins:\n  - name: cors\n    config:\n      allow_origins: &o [{}]\n      expose_headers: [{}]\n",
+        head(""),
+        vec!["x"; 40_000].join(","),
+        vec!["*o"; 40_000].join(",")
+    );
+    // Nested 100,000 deep: minutes of parsing before.
+    let deep = format!(
+        "{}routes: {}{}\n",
+        head(""),
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    // A CA "file" that never ends.
+    let zero = format!(
+        "{}services:\n  - name: first\n    endpoints: [\"{}\"]\n    tls: {{ ca: /dev/zero }}\nroutes:\n  - name: all\n    service: first\n",
+        head(""),
+        a.endpoint()
+    );
+    let cases = [
+        (bomb, "aigw.yaml:12: plugins[0].config.expose_headers[25]: aliases (`*name`) expand this file by more than 1000000 nodes"),
+        (deep, "aigw.yaml:8: routes: mappings and sequences are nested more than 128 deep"),
+        (zero, "services[0].tls.ca: cannot read CA file `/dev/zero`: not a regular file"),
+    ];
+    for (yaml, want) in cases {
+        gw.write_config(&yaml);
+        let r = gw.post_reload();
+        assert_eq!(r.status, 400, "{}", r.body_str());
+        let v = r.json();
+        assert_eq!(v["status"], "refused", "{v}");
+        let errors = v["errors"].as_array().expect("errors listed");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.as_str().is_some_and(|e| e.contains(want))),
+            "wanted {want:?} in {v}"
+        );
+        assert!(gw.alive(), "a hostile config never stops the process");
+        assert_eq!(gen_of(&gw), "1", "the old config keeps serving");
+    }
+}
+
 both_drivers!(
     sighup,
     file_change,
@@ -339,4 +388,5 @@ both_drivers!(
     idle_keep_alive_connection_uses_new_config,
     reload_carries_pools_and_buckets,
     sighup_during_body_upload,
+    hostile_configs_are_refused,
 );

@@ -249,9 +249,7 @@ fn check_policies(cx: &mut Ctx, p: &str, api: &ModelApi, consumers: &HashSet<&st
             cx.err(format!("{gp}.keywords"), "keywords may not be empty");
         }
         for (k, pat) in g.patterns.iter().enumerate() {
-            if let Err(e) = regex::Regex::new(pat) {
-                cx.err(format!("{gp}.patterns[{k}]"), format!("invalid regex: {e}"));
-            }
+            cx.regex(format!("{gp}.patterns[{k}]"), pat);
         }
         let longest = g
             .keywords

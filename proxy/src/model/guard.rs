@@ -15,8 +15,9 @@ use std::fmt;
 use regex::{Match, Regex, RegexBuilder};
 use serde_json::Value;
 
-/// Compiled-size limit of the combined matcher (many keywords make a large automaton).
-const SIZE_LIMIT: usize = 64 << 20;
+/// Compiled-size limit of the combined matcher (many keywords make a large automaton); each
+/// rule alone has the limit of every config regex (`aigw_config::pattern`).
+const SIZE_LIMIT: usize = aigw_config::pattern::REGEX_TOTAL_LIMIT;
 
 /// Longest keyword (in chars) for which keyword-only guards withhold just a possible keyword
 /// start instead of a fixed tail (the prefix matcher nests one group per char).
@@ -131,10 +132,10 @@ impl Guard {
         let matcher = if rules.is_empty() {
             None
         } else {
-            Some(build(&sources.join("|")).map_err(|e| format!("guard rules: {e}"))?)
+            Some(build_combined(&sources.join("|")).map_err(|e| format!("guard rules: {e}"))?)
         };
         let prefixes = if patterns.is_empty() && longest > 0 && longest <= MAX_PREFIX_KEYWORD {
-            build(&prefix_source(kws.iter().map(|&(_, k, _)| k))).ok()
+            build_combined(&prefix_source(kws.iter().map(|&(_, k, _)| k))).ok()
         } else {
             None
         };
@@ -321,7 +322,13 @@ impl Guard {
     }
 }
 
+/// One rule alone, with the limits validation checked it against.
 fn build(src: &str) -> Result<Regex, regex::Error> {
+    aigw_config::pattern::regex_builder(src).build()
+}
+
+/// The combined matcher or the prefix matcher, which hold every rule.
+fn build_combined(src: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(src).size_limit(SIZE_LIMIT).build()
 }
 

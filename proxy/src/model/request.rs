@@ -316,7 +316,16 @@ impl ModelRequest {
 
     /// Expands a prompt template (`{"template": NAME, "properties": {...}}`) and adds the
     /// decorator messages. Returns whether the document changed.
-    pub fn apply_prompt(&mut self, op: Op, policy: &PromptPolicy) -> Result<bool, BadRequest> {
+    ///
+    /// The template's filled-in text may total at most `max_bytes` (the model API's
+    /// `max_body_bytes`): a placeholder repeated in the template repeats the client's value,
+    /// so the expansion is refused rather than grown without bound.
+    pub fn apply_prompt(
+        &mut self,
+        op: Op,
+        policy: &PromptPolicy,
+        max_bytes: usize,
+    ) -> Result<bool, BadRequest> {
         if self.multipart || !matches!(op, Op::Chat | Op::Messages) {
             return Ok(false);
         }
@@ -339,11 +348,17 @@ impl ModelRequest {
                 .get(&name)
                 .ok_or_else(|| BadRequest(format!("unknown prompt template `{name}`")))?;
             let props = obj.remove("properties").unwrap_or(Value::Null);
-            let msgs: Vec<Value> = t
-                .messages
-                .iter()
-                .map(|m| json!({"role": m.role, "content": fill(&m.content, &props)}))
-                .collect();
+            let mut budget = max_bytes;
+            let mut msgs: Vec<Value> = Vec::with_capacity(t.messages.len());
+            for m in &t.messages {
+                let content = fill(&m.content, &props, &mut budget).ok_or_else(|| {
+                    BadRequest(format!(
+                        "prompt template `{name}` with these properties is longer than \
+                         {max_bytes} bytes"
+                    ))
+                })?;
+                msgs.push(json!({"role": m.role, "content": content}));
+            }
             obj.remove("template");
             obj.insert("messages".into(), Value::Array(msgs));
             changed = true;
@@ -423,26 +438,32 @@ impl ModelRequest {
 }
 
 /// Replaces `{{name}}` with the property's value (strings as they are, others as JSON).
-fn fill(template: &str, props: &Value) -> String {
-    let mut out = String::with_capacity(template.len());
+/// `None` once the output would pass `budget` bytes; `budget` is reduced by the output's size.
+fn fill(template: &str, props: &Value, budget: &mut usize) -> Option<String> {
+    let mut out = String::with_capacity(template.len().min(*budget));
+    let mut push = |out: &mut String, s: &str| {
+        *budget = budget.checked_sub(s.len())?;
+        out.push_str(s);
+        Some(())
+    };
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        push(&mut out, &rest[..start])?;
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
+            push(&mut out, &rest[start..])?;
+            return Some(out);
         };
         let key = after[..end].trim();
         match props.get(key) {
-            Some(Value::String(s)) => out.push_str(s),
-            Some(v) => out.push_str(&v.to_string()),
-            None => out.push_str(&rest[start..start + 2 + end + 2]),
+            Some(Value::String(s)) => push(&mut out, s)?,
+            Some(v) => push(&mut out, &v.to_string())?,
+            None => push(&mut out, &rest[start..start + 2 + end + 2])?,
         }
         rest = &after[end + 2..];
     }
-    out.push_str(rest);
-    out
+    push(&mut out, rest)?;
+    Some(out)
 }
 
 /// The boundary of a multipart/form-data body.
@@ -682,7 +703,7 @@ templates:
         )
         .unwrap();
         let mut r = req(r#"{"model":"m","template":"greet","properties":{"name":"Ann","age":3}}"#);
-        assert!(r.apply_prompt(Op::Chat, &policy).unwrap());
+        assert!(r.apply_prompt(Op::Chat, &policy, 1 << 20).unwrap());
         let v: Value = serde_json::from_slice(&r.body_for("m", false)).unwrap();
         assert_eq!(
             v["messages"],
@@ -694,15 +715,43 @@ templates:
         );
         assert!(v.get("template").is_none());
         let mut r = req(r#"{"model":"m","template":"nope"}"#);
-        assert!(r.apply_prompt(Op::Chat, &policy).is_err());
+        assert!(r.apply_prompt(Op::Chat, &policy, 1 << 20).is_err());
         // Anthropic: system decorators go to `system`
         let mut r = req(
             r#"{"model":"m","system":"You are X.","messages":[{"role":"user","content":"q"}]}"#,
         );
-        r.apply_prompt(Op::Messages, &policy).unwrap();
+        r.apply_prompt(Op::Messages, &policy, 1 << 20).unwrap();
         let v = r.value().clone();
         assert_eq!(v["system"], "Be brief.\nYou are X.");
         assert_eq!(v["messages"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_template_expanding_past_the_limit_is_refused() {
+        // A placeholder written 1000 times and a 10 KB property: 10 MB from a 10 KB request.
+        let yaml = format!(
+            "templates: {{ t: {{ messages: [{{ role: user, content: '{}' }}] }} }}",
+            "{{x}}".repeat(1000)
+        );
+        let policy: PromptPolicy = serde_yaml_ng::from_str(&yaml).unwrap();
+        let body = format!(
+            r#"{{"model":"m","template":"t","properties":{{"x":"{}"}}}}"#,
+            "y".repeat(10_000)
+        );
+        let err = req(&body)
+            .apply_prompt(Op::Chat, &policy, 1 << 20)
+            .unwrap_err();
+        assert_eq!(
+            err.0,
+            "prompt template `t` with these properties is longer than 1048576 bytes"
+        );
+        // Exactly at the limit it is filled.
+        let mut r = req(&body);
+        assert!(r.apply_prompt(Op::Chat, &policy, 10_000_000).unwrap());
+        assert_eq!(
+            r.value()["messages"][0]["content"].as_str().map(str::len),
+            Some(10_000_000)
+        );
     }
 
     #[test]

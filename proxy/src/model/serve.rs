@@ -392,7 +392,11 @@ fn admit(
             }
         }
     }
-    if let Err(BadRequest(msg)) = mreq.apply_prompt(call.op, &pol.prompt) {
+    if let Err(BadRequest(msg)) = mreq.apply_prompt(
+        call.op,
+        &pol.prompt,
+        usize::try_from(pol.max_body_bytes).unwrap_or(usize::MAX),
+    ) {
         return Err(respond::error(
             call.dialect,
             400,

@@ -218,7 +218,7 @@ fn model_api_route(api: &aigw_config::ModelApi, index: usize) -> Route {
 
 /// A path regex must match the whole path.
 fn anchored(re: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!("^(?:{re})$"))
+    aigw_config::pattern::bytes_regex_builder(&format!("^(?:{re})$")).build()
 }
 
 fn compile_header(h: &HeaderMatch) -> Result<HeaderCond, String> {
@@ -228,7 +228,9 @@ fn compile_header(h: &HeaderMatch) -> Result<HeaderCond, String> {
     } else if let Some(re) = &h.regex {
         Ok(HeaderCond::Regex(
             name,
-            Regex::new(re).map_err(|e| e.to_string())?,
+            aigw_config::pattern::bytes_regex_builder(re)
+                .build()
+                .map_err(|e| e.to_string())?,
         ))
     } else {
         Ok(HeaderCond::Present(name, h.present.unwrap_or(true)))
