@@ -21,8 +21,8 @@ pub use load::{load_file, load_str, load_str_with_env, validate_config};
 pub use model::*;
 pub use model_api::*;
 pub use quota::{Quota, QuotaLimits, Quotas, Size};
-pub use validate::read_ca_file;
 pub use validate::tls::{read_cert_chain, read_private_key};
+pub use validate::{read_ca_file, read_small_file};
 
 use std::fmt;
 

@@ -518,7 +518,7 @@ pub fn read_ca_file(path: &str) -> Result<Vec<rustls_pki_types::CertificateDer<'
     if path.is_empty() {
         return Err("ca is empty (give the path of a PEM file)".into());
     }
-    let pem = read_pem_file(path).map_err(|e| format!("cannot read CA file `{path}`: {e}"))?;
+    let pem = read_small_file(path).map_err(|e| format!("cannot read CA file `{path}`: {e}"))?;
     let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("CA file `{path}` is not valid PEM: {e}"))?;
@@ -530,13 +530,15 @@ pub fn read_ca_file(path: &str) -> Result<Vec<rustls_pki_types::CertificateDer<'
     Ok(certs)
 }
 
-/// Largest PEM file read (certificates, keys, CA bundles are kilobytes).
+/// Largest file the config names that is read whole (certificates, keys, CA bundles and OCSP
+/// responses are kilobytes).
 const MAX_PEM_BYTES: u64 = 16 << 20;
 
-/// The bytes of a PEM file named in the config. Only a regular file, of at most
-/// [`MAX_PEM_BYTES`]: `/dev/zero` would be read until memory ran out, and opening a FIFO
+/// The bytes of a file named in the config (PEM files, OCSP responses), for everything that
+/// reads one: validation, the TLS builds and the change watcher. Only a regular file, of at
+/// most [`MAX_PEM_BYTES`]: `/dev/zero` would be read until memory ran out, and opening a FIFO
 /// would block the reload (and the control thread) until something wrote to it.
-pub(crate) fn read_pem_file(path: &str) -> std::io::Result<Vec<u8>> {
+pub fn read_small_file(path: &str) -> std::io::Result<Vec<u8>> {
     use std::io::{Error, ErrorKind, Read};
     if !std::fs::metadata(path)?.is_file() {
         return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
@@ -548,7 +550,7 @@ pub(crate) fn read_pem_file(path: &str) -> std::io::Result<Vec<u8>> {
     if pem.len() as u64 > MAX_PEM_BYTES {
         return Err(Error::new(
             ErrorKind::InvalidData,
-            format!("larger than {MAX_PEM_BYTES} bytes, far more than a PEM file holds"),
+            format!("larger than {MAX_PEM_BYTES} bytes, far more than a certificate, key or OCSP file holds"),
         ));
     }
     Ok(pem)
@@ -814,7 +816,9 @@ mod tests {
         let e = tls::read_cert_chain(big.to_str().unwrap()).unwrap_err();
         std::fs::remove_file(&big).unwrap();
         assert!(
-            e.ends_with("larger than 16777216 bytes, far more than a PEM file holds"),
+            e.ends_with(
+                "larger than 16777216 bytes, far more than a certificate, key or OCSP file holds"
+            ),
             "{e}"
         );
     }

@@ -162,7 +162,8 @@ fn load_certificates(
             ))
         })?;
         if let Some(path) = &ck.ocsp {
-            let der = std::fs::read(path).map_err(|e| at(format!("ocsp `{path}`: {e}")))?;
+            let der = aigw_config::read_small_file(path)
+                .map_err(|e| at(format!("ocsp `{path}`: {e}")))?;
             contents.push(der.clone());
             match Staple::check(der, &chain[0]) {
                 Err(e) => notes.push(at(format!(
@@ -181,8 +182,8 @@ fn load_certificates(
             }
         }
         let names = dns_names(&chain[0]).map_err(|e| at(format!("`{}`: {e}", ck.cert)))?;
-        contents.push(std::fs::read(&ck.cert).unwrap_or_default());
-        contents.push(std::fs::read(&ck.key).unwrap_or_default());
+        contents.push(aigw_config::read_small_file(&ck.cert).unwrap_or_default());
+        contents.push(aigw_config::read_small_file(&ck.key).unwrap_or_default());
         certs.push((Arc::new(certified), names));
     }
     Ok((certs, offload))
@@ -196,7 +197,7 @@ fn client_verifier(
     contents: &mut Vec<Vec<u8>>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
     let ca = aigw_config::read_ca_file(&auth.ca).map_err(|e| format!("client_auth: {e}"))?;
-    contents.push(std::fs::read(&auth.ca).unwrap_or_default());
+    contents.push(aigw_config::read_small_file(&auth.ca).unwrap_or_default());
     let mut roots = RootCertStore::empty();
     for (i, c) in ca.into_iter().enumerate() {
         roots.add(c).map_err(|e| {

@@ -6,7 +6,7 @@
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::{read_ca_file, read_pem_file, Ctx};
+use super::{read_ca_file, read_small_file, Ctx};
 use crate::model::{ListenerTls, UpstreamTls};
 
 /// `listeners[i].tls`.
@@ -26,7 +26,7 @@ pub(super) fn check_listener(cx: &mut Ctx, p: &str, tls: &ListenerTls) {
             cx.err(format!("{q}.key"), why);
         }
         if let Some(path) = &ck.ocsp {
-            match std::fs::read(path) {
+            match read_small_file(path) {
                 Err(e) => cx.err(format!("{q}.ocsp"), format!("cannot read `{path}`: {e}")),
                 Ok(b) if b.is_empty() => cx.err(format!("{q}.ocsp"), format!("`{path}` is empty")),
                 Ok(_) => {}
@@ -68,7 +68,7 @@ pub fn read_cert_chain(path: &str) -> Result<Vec<CertificateDer<'static>>, Strin
     if path.is_empty() {
         return Err("cert is empty (give the path of a PEM file)".into());
     }
-    let pem = read_pem_file(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let pem = read_small_file(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("`{path}` is not valid PEM: {e}"))?;
@@ -85,7 +85,7 @@ pub fn read_private_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
     if path.is_empty() {
         return Err("key is empty (give the path of a PEM file)".into());
     }
-    let pem = read_pem_file(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let pem = read_small_file(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         format!(
             "`{path}` holds no usable private key (expected a `PRIVATE KEY`, `RSA PRIVATE KEY` \

@@ -459,8 +459,9 @@ fn tls_digest(snap: &Snapshot) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for file in snap.tls_files() {
-        // A file that cannot be read hashes as absent: its return is a change too.
-        std::fs::read(&file).ok().hash(&mut h);
+        // A file that cannot be read hashes as absent: its return is a change too. Read
+        // bounded: a file swapped for a FIFO must not block this thread.
+        aigw_config::read_small_file(&file).ok().hash(&mut h);
     }
     h.finish()
 }

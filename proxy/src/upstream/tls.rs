@@ -59,7 +59,7 @@ impl TlsClient {
                 )))
         } else if let Some(path) = &tls.ca {
             let ca_certs = aigw_config::read_ca_file(path)?;
-            files.push(std::fs::read(path).unwrap_or_default());
+            files.push(aigw_config::read_small_file(path).unwrap_or_default());
             let mut roots = RootCertStore::empty();
             for (i, cert) in ca_certs.iter().enumerate() {
                 roots.add(cert.clone()).map_err(|e| {
@@ -74,8 +74,8 @@ impl TlsClient {
             (Some(cert), Some(key)) => {
                 let chain = aigw_config::read_cert_chain(cert)?;
                 let der = aigw_config::read_private_key(key)?;
-                files.push(std::fs::read(cert).unwrap_or_default());
-                files.push(std::fs::read(key).unwrap_or_default());
+                files.push(aigw_config::read_small_file(cert).unwrap_or_default());
+                files.push(aigw_config::read_small_file(key).unwrap_or_default());
                 builder.with_client_auth_cert(chain, der).map_err(|e| {
                     format!("client_key `{key}` does not suit client_cert `{cert}`: {e}")
                 })?
