@@ -11,8 +11,8 @@
 use aigw_fuzz::Split;
 use aigw_proxy::http::body::BodyDecoder;
 use aigw_proxy::http::chunked::{encode_chunk, encode_end, ChunkedDecoder, Piece};
-use aigw_proxy::http::io::BufConn;
 use aigw_proxy::http::headers::allowed_in_trailer;
+use aigw_proxy::http::io::BufConn;
 use aigw_proxy::http::{Framing, Headers};
 use libfuzzer_sys::fuzz_target;
 

@@ -44,8 +44,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(staple.der, response);
-    for secs in [0u64, 1_000_000_000, 1_795_608_000, 4_000_000_000, u32::MAX as u64 * 4] {
+    for secs in [
+        0u64,
+        1_000_000_000,
+        1_795_608_000,
+        4_000_000_000,
+        u32::MAX as u64 * 4,
+    ] {
         let now = UNIX_EPOCH + Duration::from_secs(secs);
-        assert_eq!(staple.valid_at(now), staple.why_not_at(now).is_none(), "at {secs}");
+        assert_eq!(
+            staple.valid_at(now),
+            staple.why_not_at(now).is_none(),
+            "at {secs}"
+        );
     }
 });
