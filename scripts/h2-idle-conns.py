@@ -7,6 +7,7 @@ answers the server's SETTINGS, then holds them idle for 4 s and reports the gate
 growth per connection (VmRSS delta / N). Frames are written by hand (HPACK: indexed
 :method GET, :scheme http, :path /, and a literal :authority), so no HTTP/2 library is needed."""
 import asyncio, ssl, sys, struct
+from idle_memory import hold_idle
 def frame(t, flags, sid, payload): return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
 def lit(name, value):  # literal without indexing, new name
     def s(b): return bytes([len(b)]) + b
@@ -40,16 +41,9 @@ async def one(port, held):
         got = got[i:]
     await w.drain()
     held.append((r, w))
-def rss(pid):
-    for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmRSS:"): return int(l.split()[1])
 async def main():
     args = [a for a in sys.argv[1:] if a != "--tls"]
     port, pid, n = int(args[0]), int(args[1]), int(args[2])
-    before = rss(pid); held = []
-    for s in range(0, n, 250):
-        await asyncio.gather(*(one(port, held) for _ in range(s, min(n, s + 250))))
-    await asyncio.sleep(4)
-    after = rss(pid)
-    print(f"{'h2 over TLS' if TLS else 'h2c'} connections={len(held)} per_conn_bytes={(after-before)*1024/len(held):.0f}")
+    held, _, _, per_conn = await hold_idle(pid, n, lambda held: one(port, held))
+    print(f"{'h2 over TLS' if TLS else 'h2c'} connections={len(held)} per_conn_bytes={per_conn:.0f}")
 asyncio.run(main())

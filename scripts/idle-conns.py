@@ -6,6 +6,8 @@ makes one request on each, then holds them idle and reports the gateway's RSS gr
 connection (VmRSS delta / N)."""
 import asyncio, os, ssl, sys, time
 
+from idle_memory import hold_idle
+
 TLS = None
 if len(sys.argv) > 4 and sys.argv[4] == "tls":
     TLS = ssl.create_default_context()
@@ -21,19 +23,9 @@ async def one(host, port, held):
     await r.readexactly(length)
     held.append((r, w))
 
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-
 async def main():
     port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    before = rss_kib(pid)
-    held = []
-    for start in range(0, n, 500):
-        await asyncio.gather(*(one("127.0.0.1", port, held) for _ in range(start, min(n, start + 500))))
-    await asyncio.sleep(4)  # past the 2 s hot wait: idle connections hold no buffer
-    after = rss_kib(pid)
-    print(f"connections={len(held)} rss_before_kib={before} rss_after_kib={after} per_conn_bytes={(after-before)*1024/len(held):.0f}")
+    held, before, after, per_conn = await hold_idle(pid, n, lambda held: one("127.0.0.1", port, held), batch=500)
+    print(f"connections={len(held)} rss_before_kib={before} rss_after_kib={after} per_conn_bytes={per_conn:.0f}")
 
 asyncio.run(main())

@@ -8,6 +8,8 @@ them all idle for 4 s and reports the gateway's RSS growth per connection (VmRSS
 The gateway's route for `/` must lead to 127.0.0.1:BACKEND_PORT."""
 import asyncio, os, sys
 
+from idle_memory import hold_idle
+
 UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
@@ -28,21 +30,11 @@ async def one(port, held):
     await r.readexactly(5)
     held.append((r, w))
 
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-
 async def main():
     be_port, port, pid, n = map(int, sys.argv[1:5])
     server = await asyncio.start_server(backend, "127.0.0.1", be_port, backlog=4096)
-    before = rss_kib(pid)
-    held = []
-    for start in range(0, n, 250):
-        await asyncio.gather(*(one(port, held) for _ in range(start, min(n, start + 250))))
-    await asyncio.sleep(4)
-    after = rss_kib(pid)
-    print(f"upgraded connections={len(held)} per_conn_bytes={(after-before)*1024/len(held):.0f}", flush=True)
+    held, _, _, per_conn = await hold_idle(pid, n, lambda held: one(port, held))
+    print(f"upgraded connections={len(held)} per_conn_bytes={per_conn:.0f}", flush=True)
     os._exit(0)  # the echo tasks would only be cancelled one by one
 
 asyncio.run(main())

@@ -12,23 +12,15 @@ use aigw_tls::ocsp::Staple;
 use libfuzzer_sys::fuzz_target;
 use rustls_pki_types::CertificateDer;
 
-/// DER `tag length body` (short or two-byte long form).
-fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    match body.len() {
-        n if n < 0x80 => out.push(n as u8),
-        n if n < 0x100 => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-/// A certificate as far as the reader looks into one: version, then the serial.
+/// A certificate as far as the reader looks into one: a SEQUENCE holding a TBSCertificate
+/// SEQUENCE of version 3 and the serial (at most 20 bytes, so every length is one byte).
 fn cert(serial: &[u8]) -> CertificateDer<'static> {
-    let version = tlv(0xa0, &tlv(0x02, &[2]));
-    let tbs = tlv(0x30, &[version, tlv(0x02, serial)].concat());
-    CertificateDer::from(tlv(0x30, &tbs))
+    let n = serial.len() as u8;
+    let mut tbs = vec![0x30, 7 + n, 0xa0, 3, 0x02, 1, 2, 0x02, n];
+    tbs.extend_from_slice(serial);
+    let mut der = vec![0x30, tbs.len() as u8];
+    der.extend(tbs);
+    CertificateDer::from(der)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -121,17 +121,7 @@ fn admin_post_reload(driver: &str) {
     }
 
     gw.write_config(&invalid(&a));
-    let r = gw.post_reload();
-    assert_eq!(r.status, 400, "{}", r.body_str());
-    let v = r.json();
-    assert_eq!(v["status"], "refused", "{v}");
-    let errors = v["errors"].as_array().expect("errors listed");
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.as_str().is_some_and(|e| e.contains("no-such-service"))),
-        "{v}"
-    );
+    assert_reload_refused(&gw, "no-such-service");
     assert!(gw.alive(), "a bad config never stops the process");
     assert_eq!(gen_of(&gw), "2", "the old config keeps serving");
     assert_eq!(gw.admin_request("GET", "/healthz").status, 200);
@@ -362,20 +352,26 @@ fn hostile_configs_are_refused(driver: &str) {
     ];
     for (yaml, want) in cases {
         gw.write_config(&yaml);
-        let r = gw.post_reload();
-        assert_eq!(r.status, 400, "{}", r.body_str());
-        let v = r.json();
-        assert_eq!(v["status"], "refused", "{v}");
-        let errors = v["errors"].as_array().expect("errors listed");
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.as_str().is_some_and(|e| e.contains(want))),
-            "wanted {want:?} in {v}"
-        );
+        assert_reload_refused(&gw, want);
         assert!(gw.alive(), "a hostile config never stops the process");
         assert_eq!(gen_of(&gw), "1", "the old config keeps serving");
     }
+}
+
+/// `POST /reload` of the file as written: answered 400 `refused`, with an error containing
+/// `want`.
+fn assert_reload_refused(gw: &Gateway, want: &str) {
+    let r = gw.post_reload();
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    let v = r.json();
+    assert_eq!(v["status"], "refused", "{v}");
+    let errors = v["errors"].as_array().expect("errors listed");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.contains(want))),
+        "wanted {want:?} in {v}"
+    );
 }
 
 both_drivers!(

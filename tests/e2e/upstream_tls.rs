@@ -204,12 +204,7 @@ fn serve(tcp: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: &Mutex<Vec<Seen>>
         let close = req.target().starts_with("/close");
         let notify = req.target().starts_with("/close-notify");
         seen.lock().unwrap().push(req);
-        let stream = tls.get_mut();
-        if stream
-            .write_all(&out)
-            .and_then(|()| stream.flush())
-            .is_err()
-        {
+        if !send(&mut tls, &out) {
             return;
         }
         if out.starts_with(b"HTTP/1.1 101") {
@@ -217,37 +212,42 @@ fn serve(tcp: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: &Mutex<Vec<Seen>>
         }
         if close {
             if notify {
-                stream.conn.send_close_notify();
-                let _ = stream.flush();
+                close_notify(&mut tls);
             }
             return;
         }
     }
 }
 
+type ServerTls = BufReader<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>;
+
+/// Writes and flushes `out`; false if the client is gone.
+fn send(tls: &mut ServerTls, out: &[u8]) -> bool {
+    let stream = tls.get_mut();
+    stream.write_all(out).and_then(|()| stream.flush()).is_ok()
+}
+
+fn close_notify(tls: &mut ServerTls) {
+    let stream = tls.get_mut();
+    stream.conn.send_close_notify();
+    let _ = stream.flush();
+}
+
 /// After a 101: sends back every byte read, upper-cased (so the client knows it went through
 /// the upstream), until the peer's close_notify or EOF; then closes with close_notify.
-fn echo_upper(mut tls: BufReader<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>) {
+fn echo_upper(mut tls: ServerTls) {
     let mut buf = [0u8; 4096];
     loop {
         match tls.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                let out = buf[..n].to_ascii_uppercase();
-                let stream = tls.get_mut();
-                if stream
-                    .write_all(&out)
-                    .and_then(|()| stream.flush())
-                    .is_err()
-                {
+                if !send(&mut tls, &buf[..n].to_ascii_uppercase()) {
                     return;
                 }
             }
         }
     }
-    let stream = tls.get_mut();
-    stream.conn.send_close_notify();
-    let _ = stream.flush();
+    close_notify(&mut tls);
 }
 
 fn ok_response(content_type: &str, body: &[u8]) -> Vec<u8> {

@@ -153,17 +153,22 @@ fn active_health_check(driver: &str) {
     assert_eq!(served(&a), 5, "back in rotation");
 }
 
-/// With two workers, one of them probes and both act on its verdict: every request avoids the
-/// sick endpoint whichever worker takes the connection, the verdict is logged once, and each
-/// endpoint sees at most one probe per interval (per-worker probing would send two).
-fn active_health_one_prober_for_all_workers(driver: &str) {
-    let a = Upstream::start(|r| {
+/// An upstream whose `/health` answers 500 and whose other paths answer "a".
+fn sick_upstream() -> Upstream {
+    Upstream::start(|r| {
         if r.path() == "/health" {
             Reply::full(500, &[], "sick")
         } else {
             Reply::ok("a")
         }
-    });
+    })
+}
+
+/// With two workers, one of them probes and both act on its verdict: every request avoids the
+/// sick endpoint whichever worker takes the connection, the verdict is logged once, and each
+/// endpoint sees at most one probe per interval (per-worker probing would send two).
+fn active_health_one_prober_for_all_workers(driver: &str) {
+    let a = sick_upstream();
     let b = Upstream::named("b");
     let yaml = service_yaml(
         "    health_check: { path: /health, interval: 100ms, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 1 }\n",
@@ -206,13 +211,7 @@ fn active_health_one_prober_for_all_workers(driver: &str) {
 /// A reload that removes `health_check` puts the endpoints it had taken out back in rotation
 /// (their pools and passive state carry over; a stale verdict must not).
 fn removing_the_health_check_restores_endpoints(driver: &str) {
-    let a = Upstream::start(|r| {
-        if r.path() == "/health" {
-            Reply::full(500, &[], "sick")
-        } else {
-            Reply::ok("a")
-        }
-    });
+    let a = sick_upstream();
     let b = Upstream::named("b");
     let endpoints = format!("[\"{}\", \"{}\"]", a.endpoint(), b.endpoint());
     let checked = service_yaml(

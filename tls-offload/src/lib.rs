@@ -21,4 +21,4 @@ pub mod verify;
 
 pub use server::{accept, ServerTls};
 pub use split::{TlsReadHalf, TlsWriteHalf};
-pub use stream::{use_buffer_pool, ReadSizer, Session, TlsError, TlsStream, SMALL_READ};
+pub use stream::{use_buffer_pool, ReadSizer, Session, TlsError, TlsStream};

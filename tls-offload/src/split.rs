@@ -46,11 +46,7 @@ impl<C: Session> TlsStream<C> {
             TlsReadHalf {
                 session: session.clone(),
                 tcp: r,
-                sizer: {
-                    let mut s = ReadSizer::default();
-                    s.record(rbuf.len());
-                    s
-                },
+                sizer: ReadSizer::after_read(rbuf.len()),
                 rbuf,
                 rpos,
             },

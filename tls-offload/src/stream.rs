@@ -82,6 +82,13 @@ impl Default for ReadSizer {
 }
 
 impl ReadSizer {
+    /// A sizer for a stream handed over with `n` bytes already read from it.
+    pub fn after_read(n: usize) -> ReadSizer {
+        let mut s = ReadSizer::default();
+        s.record(n);
+        s
+    }
+
     /// Notes that a read brought `n` bytes.
     pub fn record(&mut self, n: usize) {
         self.small_streak = if n >= SMALL_READ {

@@ -15,17 +15,27 @@ pub async fn run<S: Transport>(client: BufConn<S>, upstream: BufConn<UpstreamCon
     let (up, up_early) = upstream.into_parts();
     // `_open` keeps the backend's connection count until the tunnel ends.
     let UpstreamConn { io, backend: _open } = up;
-    let (cr, cw) = client_io.into_halves();
+    let client = client_io.into_halves();
     match io {
-        UpstreamIo::Plain(tcp) => {
-            let (ur, uw) = tcp.into_split();
-            monoio::join!(pipe(cr, uw, client_early), pipe(ur, cw, up_early));
-        }
-        UpstreamIo::Tls(tls) => {
-            let (ur, uw) = tls.into_halves();
-            monoio::join!(pipe(cr, uw, client_early), pipe(ur, cw, up_early));
-        }
+        UpstreamIo::Plain(tcp) => both_ways(client, tcp.into_split(), client_early, up_early).await,
+        UpstreamIo::Tls(tls) => both_ways(client, tls.into_halves(), client_early, up_early).await,
     }
+}
+
+/// Runs both directions between the client's halves and the upstream's; each side's early
+/// bytes go out first.
+async fn both_ways<CR, CW, UR, UW>(
+    (cr, cw): (CR, CW),
+    (ur, uw): (UR, UW),
+    client_early: Vec<u8>,
+    up_early: Vec<u8>,
+) where
+    CR: AsyncReadRent,
+    CW: AsyncWriteRent,
+    UR: AsyncReadRent,
+    UW: AsyncWriteRent,
+{
+    monoio::join!(pipe(cr, uw, client_early), pipe(ur, cw, up_early));
 }
 
 /// Copies `from` to `to` until `from` ends, then half-closes `to`. The read buffer follows the

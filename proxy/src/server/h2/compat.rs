@@ -73,11 +73,7 @@ impl<S: Transport + 'static> Compat<S> {
         let (io, rbuf) = conn.into_parts();
         let (reader, writer) = io.into_halves();
         Compat {
-            sizer: {
-                let mut s = ReadSizer::default();
-                s.record(rbuf.len());
-                s
-            },
+            sizer: ReadSizer::after_read(rbuf.len()),
             rbuf,
             rpos: 0,
             reader: Some(reader),
